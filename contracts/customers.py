@@ -1,0 +1,177 @@
+"""Contracts of the customers service: RPC payloads and event data.
+
+RPC schemas list fields in call order (DESIGN.md): positional arguments are
+bound to them in that order.
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from contracts.fields import (LOCALE_PATTERN, PastDate, Phone, TimeZone, check_lunar_birthday, command_id,
+                             identifier, text)
+
+TIERS = ("partner", "cooperative", "general", "potential_competitor")
+CONSENT_PURPOSES = ("care_messages", "callbacks", "marketing")
+CONTACT_PURPOSES = CONSENT_PURPOSES + ("complaint_handling",)
+CALENDARS = ("gregorian", "lunar")
+PII_FIELDS = ("name", "phone", "email", "birthday")
+MAX_TAGS = 20
+
+Tier = lambda **kw: fields.String(validate=validate.OneOf(TIERS), **kw)  # noqa: E731
+Tags = lambda **kw: fields.List(text(40), validate=validate.Length(max=MAX_TAGS), **kw)  # noqa: E731
+
+
+class _BirthdayRule:
+    @validates_schema
+    def birthday_needs_calendar(self, data, **_kwargs):
+        if data.get("birthday_calendar") == "lunar" and data.get("birthday"):
+            problem = check_lunar_birthday(data["birthday"])
+            if problem:
+                raise ValidationError({"birthday": [problem]})
+
+
+class Register(_BirthdayRule, Schema):
+    name = text(100, required=True)
+    phone = Phone(load_default=None, allow_none=True)
+    email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=254))
+    birthday = PastDate(load_default=None, allow_none=True)
+    birthday_calendar = fields.String(load_default="gregorian", validate=validate.OneOf(CALENDARS))
+    locale = fields.String(load_default="zh-CN", validate=validate.Regexp(LOCALE_PATTERN, error="use a locale like zh-CN"))
+    timezone = TimeZone(load_default="Asia/Shanghai")
+    tier = Tier(load_default="general")
+    tags = Tags(load_default=list)
+    consents = fields.List(fields.String(validate=validate.OneOf(CONSENT_PURPOSES)), load_default=list)
+    command_id = command_id()
+
+    @validates_schema
+    def needs_contact(self, data, **_kwargs):
+        if not data.get("phone") and not data.get("email"):
+            raise ValidationError({"phone": ["give a phone number or an email address"]})
+
+
+class Changes(_BirthdayRule, Schema):
+    """Fields ``update`` may change; at least one."""
+
+    name = text(100)
+    phone = Phone(allow_none=True)
+    email = fields.Email(allow_none=True, validate=validate.Length(max=254))
+    birthday = PastDate(allow_none=True)
+    birthday_calendar = fields.String(validate=validate.OneOf(CALENDARS))
+    locale = fields.String(validate=validate.Regexp(LOCALE_PATTERN, error="use a locale like zh-CN"))
+    timezone = TimeZone()
+    tags = Tags()
+
+    @validates_schema
+    def not_empty(self, data, **_kwargs):
+        if not data:
+            raise ValidationError({"changes": ["name at least one field to change"]})
+
+
+class Update(Schema):
+    customer_id = identifier(required=True)
+    changes = fields.Nested(Changes, required=True)
+    expected_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    command_id = command_id()
+
+
+class GetCustomer(Schema):
+    customer_id = identifier(required=True)
+
+
+class SetTier(Schema):
+    customer_id = identifier(required=True)
+    tier = Tier(required=True)
+    reason = text(500, required=True)
+    command_id = command_id()
+
+
+class Consent(Schema):
+    customer_id = identifier(required=True)
+    purpose = fields.String(required=True, validate=validate.OneOf(CONSENT_PURPOSES))
+    command_id = command_id()
+
+
+class Erase(Schema):
+    customer_id = identifier(required=True)
+    reason = text(500, required=True)
+    command_id = command_id()
+
+
+class Find(Schema):
+    phone = Phone(load_default=None)
+    email = fields.Email(load_default=None)
+    name_prefix = text(100, load_default=None)
+    tier = Tier(load_default=None)
+    tag = text(40, load_default=None)
+    page = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1))
+    page_size = fields.Integer(load_default=50, strict=True, validate=validate.Range(min=1, max=500))
+
+
+class RevealContact(Schema):
+    customer_id = identifier(required=True)
+    purpose = fields.String(required=True, validate=validate.OneOf(CONTACT_PURPOSES))
+
+
+# -- event data (PII fields hold ciphertext ``enc:v1:...`` in the log) --------
+
+class CustomerRegistered(Schema):
+    customer_id = fields.String(required=True)
+    name = fields.String(required=True)
+    phone = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    birthday = fields.String(allow_none=True)
+    birthday_calendar = fields.String(required=True, validate=validate.OneOf(CALENDARS))
+    locale = fields.String(required=True)
+    timezone = fields.String(required=True)
+    tier = Tier(required=True)
+    tags = fields.List(fields.String(), required=True)
+    consents = fields.List(fields.String(validate=validate.OneOf(CONSENT_PURPOSES)), required=True)
+
+
+class CustomerDetailsChanged(Schema):
+    customer_id = fields.String(required=True)
+    changes = fields.Dict(keys=fields.String(validate=validate.OneOf(list(Changes().fields))), required=True)
+
+
+class CustomerTierChanged(Schema):
+    customer_id = fields.String(required=True)
+    previous_tier = Tier(required=True)
+    tier = Tier(required=True)
+    reason = fields.String(required=True)
+
+
+class ConsentChanged(Schema):
+    customer_id = fields.String(required=True)
+    purpose = fields.String(required=True, validate=validate.OneOf(CONSENT_PURPOSES))
+
+
+class CustomerErased(Schema):
+    customer_id = fields.String(required=True)
+    receipt_id = fields.String(required=True)
+    reason = fields.String(required=True)
+    erased_at = fields.String(required=True)
+
+
+class PiiAccessed(Schema):
+    customer_id = fields.String(required=True)
+    purpose = fields.String(required=True)
+    fields_ = fields.List(fields.String(), required=True, data_key="fields")
+    method = fields.String(required=True)
+
+
+EVENT_SCHEMAS: dict[str, type[Schema]] = {
+    "CustomerRegistered": CustomerRegistered,
+    "CustomerDetailsChanged": CustomerDetailsChanged,
+    "CustomerTierChanged": CustomerTierChanged,
+    "ConsentGiven": ConsentChanged,
+    "ConsentWithdrawn": ConsentChanged,
+    "CustomerErased": CustomerErased,
+    "PiiAccessed": PiiAccessed,
+}
+
+RPC_SCHEMAS: dict[str, type[Schema]] = {
+    "register": Register, "get": GetCustomer, "update": Update, "set_tier": SetTier,
+    "give_consent": Consent, "withdraw_consent": Consent, "erase": Erase, "find": Find,
+    "reveal_contact": RevealContact, "export_subject": GetCustomer,
+}

@@ -1,0 +1,133 @@
+"""The customer directory: the searchable read model of the customers log.
+
+It holds PII in plain text for search (decrypted while applying), and drops
+it when the customer is erased; rebuilding it after erasure finds the keys
+destroyed and so cannot bring the PII back.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, delete, insert, update
+from sqlalchemy.engine import Connection
+
+from contracts.customers import PII_FIELDS
+from shared.crypto import KeyRing
+from shared.eventstore.envelope import Envelope
+from shared.projections import Projection
+
+metadata = MetaData()
+
+directory = Table(
+    "customer_directory", metadata,
+    Column("customer_id", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("name", String(100)),
+    Column("name_key", String(100), index=True),
+    Column("phone", String(16), index=True),
+    Column("email", String(254), index=True),
+    Column("birthday", String(10)),
+    Column("birthday_calendar", String(10), nullable=False),
+    Column("locale", String(10), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("tier", String(32), nullable=False, index=True),
+    Column("consents", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("registered_at", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+)
+
+tags = Table(
+    "customer_tags", metadata,
+    Column("customer_id", String(64), primary_key=True),
+    Column("tag", String(40), primary_key=True, index=True),
+)
+
+erasure_receipts = Table(
+    "erasure_receipts", metadata,
+    Column("customer_id", String(64), primary_key=True),
+    Column("receipt_id", String(36), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("erased_at", String(32), nullable=False),
+    Column("erased_by", String(100), nullable=False),
+)
+
+_PLAIN_COLUMNS = ("birthday_calendar", "locale", "timezone", "tier")
+
+
+class CustomerDirectory(Projection):
+    name = "customers.directory"
+    upstreams = ("customers",)
+    metadata = metadata
+
+    def __init__(self, keys: KeyRing):
+        self.keys = keys
+
+    def apply(self, connection: Connection, envelope: Envelope) -> None:
+        handler = getattr(self, f"_on_{envelope.type}", None)
+        if handler is not None:
+            handler(connection, envelope, envelope.data["customer_id"])
+
+    def _on_CustomerRegistered(self, connection: Connection, envelope: Envelope, customer_id: str) -> None:
+        data = envelope.data
+        pii = self._open(customer_id, data)
+        connection.execute(insert(directory).values(
+            customer_id=customer_id, status="active", consents=json.dumps(sorted(data["consents"])),
+            version=envelope.stream_version, registered_at=envelope.recorded_at, updated_at=envelope.recorded_at,
+            name_key=_name_key(pii["name"]), **pii, **{key: data[key] for key in _PLAIN_COLUMNS}))
+        self._set_tags(connection, customer_id, data["tags"])
+
+    def _on_CustomerDetailsChanged(self, connection: Connection, envelope: Envelope, customer_id: str) -> None:
+        changes = dict(envelope.data["changes"])
+        new_tags = changes.pop("tags", None)
+        values = {**changes, **self._open(customer_id, {k: v for k, v in changes.items() if k in PII_FIELDS})}
+        if "name" in values:
+            values["name_key"] = _name_key(values["name"])
+        self._touch(connection, envelope, customer_id, **values)
+        if new_tags is not None:
+            self._set_tags(connection, customer_id, new_tags)
+
+    def _on_CustomerTierChanged(self, connection: Connection, envelope: Envelope, customer_id: str) -> None:
+        self._touch(connection, envelope, customer_id, tier=envelope.data["tier"])
+
+    def _on_ConsentGiven(self, connection: Connection, envelope: Envelope, customer_id: str) -> None:
+        self._change_consent(connection, envelope, customer_id, give=True)
+
+    def _on_ConsentWithdrawn(self, connection: Connection, envelope: Envelope, customer_id: str) -> None:
+        self._change_consent(connection, envelope, customer_id, give=False)
+
+    def _on_CustomerErased(self, connection: Connection, envelope: Envelope, customer_id: str) -> None:
+        self.keys.destroy(customer_id)  # idempotent: completes an erase interrupted after its event
+        self._touch(connection, envelope, customer_id, status="erased", consents="[]", name_key=None,
+                    **{field: None for field in PII_FIELDS})
+        connection.execute(delete(tags).where(tags.c.customer_id == customer_id))
+        connection.execute(insert(erasure_receipts).values(
+            customer_id=customer_id, receipt_id=envelope.data["receipt_id"], reason=envelope.data["reason"],
+            erased_at=envelope.data["erased_at"], erased_by=envelope.actor["id"]))
+
+    def _change_consent(self, connection: Connection, envelope: Envelope, customer_id: str, give: bool) -> None:
+        current = set(json.loads(connection.execute(
+            directory.select().with_only_columns(directory.c.consents)
+            .where(directory.c.customer_id == customer_id)).scalar_one()))
+        purpose = envelope.data["purpose"]
+        consents = current | {purpose} if give else current - {purpose}
+        self._touch(connection, envelope, customer_id, consents=json.dumps(sorted(consents)))
+
+    @staticmethod
+    def _touch(connection: Connection, envelope: Envelope, customer_id: str, **values) -> None:
+        connection.execute(update(directory).where(directory.c.customer_id == customer_id)
+                           .values(version=envelope.stream_version, updated_at=envelope.recorded_at, **values))
+
+    @staticmethod
+    def _set_tags(connection: Connection, customer_id: str, new_tags: list[str]) -> None:
+        connection.execute(delete(tags).where(tags.c.customer_id == customer_id))
+        if new_tags:
+            connection.execute(insert(tags), [{"customer_id": customer_id, "tag": tag} for tag in sorted(set(new_tags))])
+
+    def _open(self, customer_id: str, data: dict) -> dict:
+        return {field: self.keys.decrypt(customer_id, data.get(field)) for field in PII_FIELDS if field in data}
+
+
+def _name_key(name: str | None) -> str | None:
+    return name.casefold() if name else None

@@ -1,0 +1,120 @@
+"""What the customers service shows and seals: views of state, searches, results.
+
+Kept apart from the service class so that masking and PII handling live in
+one place and are unit-tested without a broker.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.engine import Engine
+
+from contracts.customers import PII_FIELDS
+from services.customers.domain import Customer, access_stream_of, stream_of
+from services.customers.masking import mask_email, mask_phone
+from services.customers.projection import directory, tags
+from shared.crypto import KeyRing
+from shared.eventstore.envelope import NewEvent
+from shared.eventstore.store import Appended, EventStore
+
+
+def seal(keys: KeyRing, customer_id: str, events: list[NewEvent]) -> list[NewEvent]:
+    """Encrypt the PII of decided events with the customer's data key."""
+    sealed = []
+    for event in events:
+        data = event.data
+        if event.type == "CustomerRegistered":
+            data = keys.encrypt_fields(customer_id, data, PII_FIELDS)
+        elif event.type == "CustomerDetailsChanged":
+            data = {**data, "changes": keys.encrypt_fields(customer_id, data["changes"], PII_FIELDS)}
+        sealed.append(replace(event, data=data))
+    return sealed
+
+
+def command_result(customer_id: str, appended: Appended) -> dict[str, Any]:
+    return {"customer_id": customer_id, "version": appended.version}
+
+
+def erasure_receipt(customer_id: str, appended: Appended) -> dict[str, Any]:
+    """The PII-free proof of erasure kept for the record."""
+    erased = appended.envelopes[-1]
+    return {**command_result(customer_id, appended),
+            "receipt": {"receipt_id": erased.data["receipt_id"], "customer_id": customer_id,
+                        "reason": erased.data["reason"], "erased_at": erased.data["erased_at"],
+                        "erased_by": erased.actor["id"], "event_id": erased.event_id,
+                        "position": erased.position, "key_destroyed": True}}
+
+
+def customer_view(keys: KeyRing, customer: Customer, masked: bool) -> dict[str, Any]:
+    profile = keys.decrypt_fields(customer.customer_id, customer.profile, PII_FIELDS)
+    if masked:
+        profile["phone"] = mask_phone(profile.get("phone"))
+        profile["email"] = mask_email(profile.get("email"))
+    return {
+        "customer_id": customer.customer_id, "version": customer.version, "status": customer.status,
+        "tier": customer.tier, "consents": sorted(customer.consents),
+        **{field: profile.get(field) for field in PII_FIELDS},
+        "birthday_calendar": profile.get("birthday_calendar"), "locale": profile.get("locale"),
+        "timezone": profile.get("timezone"), "tags": profile.get("tags", []),
+        "registered_at": customer.registered_at, "updated_at": customer.updated_at,
+        "erasure": customer.erasure,
+    }
+
+
+def contact_view(keys: KeyRing, customer: Customer) -> dict[str, Any]:
+    profile = keys.decrypt_fields(customer.customer_id, customer.profile, PII_FIELDS)
+    return {"customer_id": customer.customer_id, "name": profile.get("name"), "phone": profile.get("phone"),
+            "email": profile.get("email"), "locale": profile.get("locale"), "timezone": profile.get("timezone"),
+            "consents": sorted(customer.consents)}
+
+
+def subject_export(keys: KeyRing, store: EventStore, customer: Customer) -> dict[str, Any]:
+    """The customer's own copy: current record plus every recorded event about them, readable."""
+    history = []
+    for envelope in store.read_stream(stream_of(customer.customer_id)):
+        data = envelope.data
+        if envelope.type == "CustomerRegistered":
+            data = keys.decrypt_fields(customer.customer_id, data, PII_FIELDS)
+        elif envelope.type == "CustomerDetailsChanged":
+            data = {**data, "changes": keys.decrypt_fields(customer.customer_id, data["changes"], PII_FIELDS)}
+        history.append({"type": envelope.type, "recorded_at": envelope.recorded_at,
+                        "actor": envelope.actor, "data": data})
+    accesses = [{"recorded_at": envelope.recorded_at, "actor": envelope.actor, **envelope.data}
+                for envelope in store.read_stream(access_stream_of(customer.customer_id))]
+    return {"customer": customer_view(keys, customer, masked=False), "history": history, "pii_accesses": accesses}
+
+
+def find(engine: Engine, query: dict[str, Any]) -> dict[str, Any]:
+    """Page through the directory; contact details are always masked in lists."""
+    conditions = [directory.c.status == "active"]
+    if query["phone"]:
+        conditions.append(directory.c.phone == query["phone"])
+    if query["email"]:
+        conditions.append(directory.c.email == query["email"])
+    if query["name_prefix"]:
+        prefix = query["name_prefix"].casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(directory.c.name_key.like(prefix + "%", escape="\\"))
+    if query["tier"]:
+        conditions.append(directory.c.tier == query["tier"])
+    if query["tag"]:
+        conditions.append(directory.c.customer_id.in_(select(tags.c.customer_id).where(tags.c.tag == query["tag"])))
+    where = and_(*conditions)
+    page, size = query["page"], query["page_size"]
+    with engine.connect() as connection:
+        total = connection.execute(select(func.count()).select_from(directory).where(where)).scalar_one()
+        rows = connection.execute(select(directory).where(where)
+                                  .order_by(directory.c.registered_at.desc(), directory.c.customer_id)
+                                  .limit(size).offset((page - 1) * size)).mappings().all()
+        tag_rows = connection.execute(select(tags).where(tags.c.customer_id.in_([row["customer_id"] for row in rows]))).all()
+    tags_of: dict[str, list[str]] = {}
+    for customer_id, tag in tag_rows:
+        tags_of.setdefault(customer_id, []).append(tag)
+    items = [{"customer_id": row["customer_id"], "name": row["name"], "phone": mask_phone(row["phone"]),
+              "email": mask_email(row["email"]), "tier": row["tier"], "tags": sorted(tags_of.get(row["customer_id"], [])),
+              "consents": json.loads(row["consents"]), "locale": row["locale"], "version": row["version"],
+              "registered_at": row["registered_at"]} for row in rows]
+    return {"items": items, "page": page, "page_size": size, "total": total}

@@ -1,0 +1,70 @@
+"""RPC methods every service has (DESIGN.md): its log, health and checks.
+
+A service class inherits ``LogEndpoints`` and names its dependencies
+``auth`` (Authorization) and ``log`` (EventLog).
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+from nameko.rpc import rpc
+
+from shared.auth import ROLES, allow
+from shared.errors import NotFound
+from shared.validation import load_call
+
+
+class _EventsSince(Schema):
+    after_position = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
+    limit = fields.Integer(load_default=500, strict=True, validate=validate.Range(min=1, max=5000))
+
+
+class _VerifyLog(Schema):
+    from_position = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1))
+
+
+class _DeadLetter(Schema):
+    dead_letter_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+
+
+class LogEndpoints:
+    @rpc
+    @allow("service", "auditor", "admin")
+    def events_since(self, *args, **kwargs):
+        """Envelopes after a position, oldest first: how consumers fill gaps."""
+        query = load_call(_EventsSince(), args, kwargs)
+        return [envelope.to_dict() for envelope in self.log.store.read_since(query["after_position"], query["limit"])]
+
+    @rpc
+    @allow(*ROLES)
+    def health(self):
+        return self.log.provider.health()
+
+    @rpc
+    @allow("auditor", "admin")
+    def verify_log(self, *args, **kwargs):
+        query = load_call(_VerifyLog(), args, kwargs)
+        return self.log.store.verify(query["from_position"]).to_dict()
+
+    @rpc
+    @allow("admin")
+    def rebuild_projections(self):
+        """Rebuild every projection from the log and compare it with the live one."""
+        self.log.provider.catch_up()
+        return [runner.rebuild(lambda _upstream: self.log.store.iter_since(0))
+                for runner in self.log.provider.runners]
+
+    @rpc
+    @allow("admin", "supervisor")
+    def dead_letters(self):
+        return self.log.provider.dead_letters.list()
+
+    @rpc
+    @allow("admin")
+    def retry_dead_letter(self, *args, **kwargs):
+        dead_letter_id = load_call(_DeadLetter(), args, kwargs)["dead_letter_id"]
+        for runner in self.log.provider.runners:
+            entry = [row for row in self.log.provider.dead_letters.list() if row["id"] == dead_letter_id]
+            if entry and entry[0]["consumer"] == runner.projection.name:
+                return {"id": dead_letter_id, "outcome": self.log.provider.dead_letters.retry(dead_letter_id, runner)}
+        raise NotFound(f"no dead letter {dead_letter_id} for this service's projections")
