@@ -63,8 +63,9 @@ class LogEndpoints:
     @allow("admin")
     def retry_dead_letter(self, *args, **kwargs):
         dead_letter_id = load_call(_DeadLetter(), args, kwargs)["dead_letter_id"]
-        for runner in self.log.provider.runners:
-            entry = [row for row in self.log.provider.dead_letters.list() if row["id"] == dead_letter_id]
-            if entry and entry[0]["consumer"] == runner.projection.name:
-                return {"id": dead_letter_id, "outcome": self.log.provider.dead_letters.retry(dead_letter_id, runner)}
-        raise NotFound(f"no dead letter {dead_letter_id} for this service's projections")
+        provider = self.log.provider
+        consumer = provider.dead_letters.get(dead_letter_id)["consumer"]
+        runner = next((r for r in provider.runners if r.projection.name == consumer), None)
+        if runner is None:
+            raise NotFound(f"dead letter {dead_letter_id} belongs to {consumer}, which this service does not run")
+        return {"id": dead_letter_id, "outcome": provider.dead_letters.retry(dead_letter_id, runner)}

@@ -1,0 +1,375 @@
+"""Read models that follow event logs (DESIGN.md, "Event store").
+
+A projection applies each event and moves its tracking position
+``(projection, upstream) -> position`` in the same transaction, so after a
+crash it is never ahead of or behind what it has applied. Redelivered events
+are recognised by position and skipped; a missing stretch is pulled from the
+producer before the next event is applied; an event that keeps failing is
+parked in the dead-letter queue so the stream goes on. Any projection can be
+rebuilt from the logs and compared with the live one by checksum.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import heapq
+import logging
+import threading
+import weakref
+from collections import Counter
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
+
+from sqlalchemy import MetaData, String, Table, create_engine, delete, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import StaticPool
+
+from shared.canonical import canonical_json
+from shared.dead_letters import DeadLetters, describe
+from shared.errors import Conflict
+from shared.eventstore.engine import write_transaction
+from shared.eventstore.envelope import Envelope
+from shared.eventstore.tables import dead_letters, projection_tracking
+
+log = logging.getLogger(__name__)
+
+GAP_PAGE = 500
+_ENVELOPE_FIELDS = tuple(field.name for field in dataclasses.fields(Envelope))
+
+FetchSince = Callable[[str, int, int], list[dict[str, Any]]]
+
+
+class Projection:
+    """Base of every read model.
+
+    Set ``name`` (``"customers.directory"``), ``upstreams`` (the services
+    whose events it applies) and ``metadata`` (its tables), and implement
+    ``apply``. Because rebuild replays ``apply`` on an in-memory SQLite copy
+    and compares checksums across backends, keep to portable SQLAlchemy Core,
+    text/int/bool columns (timestamps as ISO text) and keys taken from the
+    domain (stream ids), not autoincrement counters.
+    """
+
+    name: ClassVar[str]
+    upstreams: ClassVar[tuple[str, ...]]
+    metadata: ClassVar[MetaData]
+
+    def apply(self, connection: Connection, envelope: Envelope) -> None:
+        """Apply one event with SQL on ``connection``; ignore types it does not care about."""
+        raise NotImplementedError
+
+
+class ProjectionGap(RuntimeError):
+    """Events are missing before this one and the producer did not supply them."""
+
+
+class _ApplyFailed(Exception):
+    """``Projection.apply`` raised; the cause is the projection's own error."""
+
+
+def as_envelope(value: Envelope | Mapping[str, Any]) -> Envelope:
+    """An ``Envelope`` from one, or from its dict as it arrives over RPC (extra keys ignored)."""
+    if isinstance(value, Envelope):
+        return value
+    return Envelope(**{name: value[name] for name in _ENVELOPE_FIELDS})
+
+
+# -- checksums ------------------------------------------------------------------
+
+
+def checksum(connection: Connection, metadata: MetaData) -> str:
+    """SHA-256 over every row of every table in ``metadata``, in key order.
+
+    Equal content gives an equal checksum on SQLite and PostgreSQL: text keys
+    are ordered by code point (PostgreSQL's ``"C"`` collation, SQLite's
+    default), not by the database's locale, and rows are canonical JSON.
+    """
+    tables = sorted(metadata.tables.values(), key=lambda table: table.name)
+    return digest_tables((table.name, _rows_in_key_order(connection, table)) for table in tables)
+
+
+def digest_tables(tables: Iterable[tuple[str, Iterable[Mapping[str, Any]]]]) -> str:
+    """SHA-256 of ``(table name, rows)`` pairs, rows already in key order."""
+    digest = hashlib.sha256()
+    for name, rows in tables:
+        digest.update(f"table {name}\n".encode())
+        for row in rows:
+            digest.update(canonical_json(dict(row)).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def _rows_in_key_order(connection: Connection, table: Table) -> Iterator[Mapping[str, Any]]:
+    key = list(table.primary_key.columns) or list(table.columns)
+    if connection.dialect.name == "postgresql":
+        key = [column.collate("C") if isinstance(column.type, String) else column for column in key]
+    result = connection.execution_options(yield_per=1000).execute(select(table).order_by(*key))
+    return iter(result.mappings())
+
+
+# -- the runner -------------------------------------------------------------------
+
+_locks: "weakref.WeakKeyDictionary[Engine, dict[str, threading.RLock]]" = weakref.WeakKeyDictionary()
+_locks_guard = threading.Lock()
+
+
+def _projection_lock(engine: Engine, name: str) -> threading.RLock:
+    """One lock per projection and database, shared by every runner of it in this process."""
+    with _locks_guard:
+        return _locks.setdefault(engine, {}).setdefault(name, threading.RLock())
+
+
+class ProjectionRunner:
+    """Applies events to one projection, exactly once each and in position order.
+
+    nameko runs handlers in parallel greenthreads and events may arrive out
+    of order, so every call holds the projection's lock; replicas in other
+    processes are kept apart by the conditional tracking update, which also
+    takes the tracking row's lock on PostgreSQL before anything is applied.
+    ``fetch_since(upstream, after_position, limit)`` fills gaps; it usually
+    calls the producer's ``events_since`` RPC.
+    """
+
+    def __init__(self, engine: Engine, projection: Projection, fetch_since: FetchSince | None = None,
+                 max_attempts: int = 3):
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.engine = engine
+        self.projection = projection
+        self.fetch_since = fetch_since
+        self.max_attempts = max_attempts
+        self.dead_letters = DeadLetters(engine)
+        self._lock = _projection_lock(engine, projection.name)
+        self._tracked: set[str] = set()
+
+    # -- reading ------------------------------------------------------------
+
+    def position(self, upstream: str) -> int:
+        """The last position of ``upstream`` applied (or dead-lettered); 0 before the first."""
+        with self.engine.connect() as connection:
+            return self._position(connection, upstream) or 0
+
+    def positions(self) -> dict[str, int]:
+        """``position`` of every upstream (for ``health()``)."""
+        with self.engine.connect() as connection:
+            return self._positions(connection)
+
+    # -- following ----------------------------------------------------------
+
+    def handle(self, upstream: str, envelope: Envelope | Mapping[str, Any]) -> str:
+        """Apply one event: ``"applied"``, ``"duplicate"`` or ``"dead_lettered"``.
+
+        Raises ``ProjectionGap`` when earlier events are missing and
+        ``fetch_since`` cannot supply them; nothing is applied then.
+        """
+        envelope = as_envelope(envelope)
+        if upstream not in self.projection.upstreams:
+            raise ValueError(f"{self.projection.name} follows {self.projection.upstreams}, not {upstream!r}")
+        with self._lock:
+            self._ensure_tracking(upstream)
+            last = self.position(upstream)
+            if envelope.position <= last:
+                return "duplicate"
+            if envelope.position > last + 1:
+                self._fill_gap(upstream, last, envelope.position)
+            return self._apply_with_retries(upstream, envelope)
+
+    def catch_up(self, upstream: str, events: Iterable[Envelope | Mapping[str, Any]]) -> dict[str, int]:
+        """Apply a sequence (e.g. ``store.iter_since(runner.position(service))``); counts per outcome."""
+        outcomes: Counter[str] = Counter()
+        for envelope in events:
+            outcomes[self.handle(upstream, envelope)] += 1
+        return dict(outcomes)
+
+    def apply_untracked(self, envelope: Envelope | Mapping[str, Any], *,
+                        also: Callable[[Connection], None] | None = None) -> None:
+        """Apply one event outside the tracked stream: a dead letter being retried.
+
+        There is no gap or duplicate check, because tracking already moved
+        past the event. ``also(connection)`` runs in the same transaction, so
+        the caller's bookkeeping commits or rolls back with the apply; errors
+        propagate.
+        """
+        envelope = as_envelope(envelope)
+        with self._lock, write_transaction(self.engine) as connection, connection.begin():
+            self.projection.apply(connection, envelope)
+            if also is not None:
+                also(connection)
+
+    def _fill_gap(self, upstream: str, last: int, before: int) -> None:
+        """Pull the events between ``last`` and ``before`` from the producer and apply them in order."""
+        while last + 1 < before:
+            page = self.fetch_since(upstream, last, min(before - last - 1, GAP_PAGE)) if self.fetch_since else []
+            missing = [event for event in map(as_envelope, page) if last < event.position < before]
+            if not missing or missing[0].position != last + 1:
+                raise ProjectionGap(f"{self.projection.name} has applied {upstream} up to {last} and got "
+                                    f"{before}, but the producer did not supply {last + 1}")
+            for event in missing:
+                self._apply_with_retries(upstream, event)
+            last = self.position(upstream)
+
+    def _apply_with_retries(self, upstream: str, envelope: Envelope) -> str:
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return self._apply_tracked(upstream, envelope)
+            except _ApplyFailed as failed:
+                error = failed.__cause__
+                log.warning("%s failed %s %s at position %d (attempt %d of %d): %s", self.projection.name,
+                            upstream, envelope.type, envelope.position, attempt, self.max_attempts,
+                            describe(error))
+        return self._dead_letter(upstream, envelope, error)
+
+    def _apply_tracked(self, upstream: str, envelope: Envelope) -> str:
+        """Advance tracking and apply in one transaction: both happen or neither."""
+        with write_transaction(self.engine) as connection, connection.begin():
+            if not self._advance(connection, upstream, envelope.position):
+                return "duplicate"
+            try:
+                self.projection.apply(connection, envelope)
+            except Exception as error:
+                raise _ApplyFailed() from error  # leaving the block rolls back
+        return "applied"
+
+    def _dead_letter(self, upstream: str, envelope: Envelope, error: BaseException) -> str:
+        """Park the event and move past it in one transaction, so the stream goes on."""
+        log.error("%s dead-lettered %s %s at position %d after %d attempts", self.projection.name, upstream,
+                  envelope.type, envelope.position, self.max_attempts, exc_info=error)
+        with write_transaction(self.engine) as connection, connection.begin():
+            if not self._advance(connection, upstream, envelope.position):
+                return "duplicate"
+            self.dead_letters.record(self.projection.name, upstream, envelope, describe(error),
+                                     self.max_attempts, connection=connection)
+        return "dead_lettered"
+
+    # -- tracking -----------------------------------------------------------
+
+    def _advance(self, connection: Connection, upstream: str, position: int) -> bool:
+        """Move tracking from ``position - 1`` to ``position``; False if it is there already.
+
+        The update is conditional and comes first in the transaction: a
+        replica that loses the race waits on the row and then finds the
+        position taken, before it has applied anything.
+        """
+        moved = connection.execute(update(projection_tracking).where(
+            projection_tracking.c.projection == self.projection.name,
+            projection_tracking.c.upstream == upstream,
+            projection_tracking.c.position == position - 1).values(position=position))
+        if moved.rowcount == 1:
+            return True
+        current = self._position(connection, upstream) or 0
+        if current >= position:
+            return False
+        raise ProjectionGap(f"{self.projection.name} is at {upstream} position {current}, "
+                            f"cannot apply {position}")
+
+    def _ensure_tracking(self, upstream: str) -> None:
+        """Create the tracking row at 0, so ``_advance`` always has a row to move."""
+        if upstream in self._tracked:
+            return
+        try:
+            with write_transaction(self.engine) as connection, connection.begin():
+                if self._position(connection, upstream) is None:
+                    connection.execute(insert(projection_tracking).values(
+                        projection=self.projection.name, upstream=upstream, position=0))
+        except IntegrityError:
+            pass  # another replica created it
+        self._tracked.add(upstream)
+
+    def _position(self, connection: Connection, upstream: str) -> int | None:
+        return connection.execute(select(projection_tracking.c.position).where(
+            projection_tracking.c.projection == self.projection.name,
+            projection_tracking.c.upstream == upstream)).scalar()
+
+    def _positions(self, connection: Connection, for_update: bool = False) -> dict[str, int]:
+        query = select(projection_tracking.c.upstream, projection_tracking.c.position).where(
+            projection_tracking.c.projection == self.projection.name)
+        found = dict(connection.execute(query.with_for_update() if for_update else query).all())
+        return {upstream: found.get(upstream, 0) for upstream in self.projection.upstreams}
+
+    # -- rebuilding ---------------------------------------------------------
+
+    def rebuild(self, source: Callable[[str], Iterable[Envelope | Mapping[str, Any]]]) -> dict[str, Any]:
+        """Replay the logs into a scratch copy, compare checksums, repair the live tables if they differ.
+
+        ``source(upstream)`` yields that upstream's events from the start
+        (e.g. ``lambda _: store.iter_since(0)``). The copy is rebuilt up to the
+        live positions captured at the start, so both sides cover the same
+        events. Holding the lock keeps this process's handlers out; a repair
+        refuses (``Conflict``) if another replica moved the projection meanwhile.
+        """
+        with self._lock:
+            positions, live_checksum = self._snapshot()
+            scratch = _scratch_engine(self.projection.metadata)
+            try:
+                replay = ProjectionRunner(scratch, self.projection, max_attempts=self.max_attempts)
+                outcomes = replay._replay(source, positions)
+                with scratch.connect() as connection:
+                    rebuilt_checksum = checksum(connection, self.projection.metadata)
+                equal = live_checksum == rebuilt_checksum
+                if not equal:
+                    self._replace_with(scratch, positions, replay.positions())
+                    log.warning("%s differed from its rebuild and was repaired", self.projection.name)
+            finally:
+                scratch.dispose()
+        return {"projection": self.projection.name, "events": sum(outcomes.values()),
+                "dead_lettered": outcomes.get("dead_lettered", 0), "positions": positions,
+                "live_checksum": live_checksum, "rebuilt_checksum": rebuilt_checksum,
+                "equal": equal, "repaired": not equal}
+
+    def _replay(self, source: Callable[[str], Iterable[Envelope | Mapping[str, Any]]],
+                positions: Mapping[str, int]) -> dict[str, int]:
+        """Apply every upstream's events up to ``positions``, merged by ``recorded_at``.
+
+        Live events arrive interleaved across upstreams; merging by the time
+        each was recorded is the closest reproducible order.
+        """
+        logs = [_log_upto(upstream, source(upstream), last) for upstream, last in positions.items() if last > 0]
+        outcomes: Counter[str] = Counter()
+        for upstream, envelope in heapq.merge(*logs, key=lambda item: item[1].recorded_at):
+            outcomes[self.handle(upstream, envelope)] += 1
+        return dict(outcomes)
+
+    def _snapshot(self) -> tuple[dict[str, int], str]:
+        """Tracking positions and checksum read from one consistent state of the live tables."""
+        with self.engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execution_options(isolation_level="REPEATABLE READ")
+            with connection.begin():
+                return self._positions(connection), checksum(connection, self.projection.metadata)
+
+    def _replace_with(self, scratch: Engine, captured: dict[str, int], rebuilt: dict[str, int]) -> None:
+        """Copy the rebuilt rows and tracking over the live ones in one transaction."""
+        tables = self.projection.metadata.sorted_tables
+        with write_transaction(self.engine) as live, live.begin(), scratch.connect() as copy:
+            if self._positions(live, for_update=True) != captured:
+                raise Conflict(f"{self.projection.name} moved on during the rebuild (another replica "
+                               "applied events); run the rebuild again")
+            for table in reversed(tables):
+                live.execute(delete(table))
+            for table in tables:
+                for rows in copy.execute(select(table)).mappings().partitions(1000):
+                    live.execute(insert(table), [dict(row) for row in rows])
+            live.execute(delete(projection_tracking).where(projection_tracking.c.projection == self.projection.name))
+            live.execute(insert(projection_tracking), [
+                {"projection": self.projection.name, "upstream": upstream, "position": position}
+                for upstream, position in rebuilt.items()])
+
+
+def _log_upto(upstream: str, events: Iterable[Envelope | Mapping[str, Any]],
+              last: int) -> Iterator[tuple[str, Envelope]]:
+    for envelope in map(as_envelope, events):
+        if envelope.position > last:
+            return
+        yield upstream, envelope
+
+
+def _scratch_engine(metadata: MetaData) -> Engine:
+    """An in-memory SQLite database with the projection's tables and tracking.
+
+    ``StaticPool`` hands out one connection; otherwise every checkout would
+    open a new, empty in-memory database.
+    """
+    engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+    projection_tracking.metadata.create_all(engine, tables=[projection_tracking, dead_letters])
+    metadata.create_all(engine)
+    return engine

@@ -1,0 +1,338 @@
+"""The projection runner and dead-letter queue on real SQLite and PostgreSQL.
+
+The example projection counts events per stream and keeps the last name
+seen. Its apply reads, yields to other greenthreads, then writes, as a real
+cooperative driver would, so lost updates and interleavings would show.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import uuid
+from collections import Counter
+
+import eventlet
+import psycopg2
+import pytest
+from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Text, delete, insert, select, update
+
+from shared.dead_letters import DeadLetters
+from shared.errors import Conflict
+from shared.eventstore.engine import create_store_engine
+from shared.eventstore.envelope import CommandContext, Envelope, NewEvent
+from shared.eventstore.store import EventStore
+from shared.eventstore.tables import projection_tracking
+from shared.projections import Projection, ProjectionGap, ProjectionRunner, checksum
+
+CONTEXT = CommandContext("agent-1", "agent")
+WAIT = 60  # seconds any greenthread pool may take before the test fails
+
+
+# -- database fixtures (same names as tests/integration/conftest.py's) ------------
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path}/projections.db"
+
+
+@contextlib.contextmanager
+def fresh_postgres_database(options: str = ""):
+    """A new PostgreSQL database (``CREATE DATABASE ... options``), dropped afterwards."""
+    name = f"crm_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}" {options}')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def postgres_url():
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_en_us_url():
+    """A database that sorts text like most production servers: by locale, not by code point."""
+    with fresh_postgres_database("TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' "
+                                 "LOCALE 'C.UTF-8'") as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request):
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+
+
+# -- the example projection ----------------------------------------------------------
+
+class StreamCounts(Projection):
+    """Events per stream and the last name seen; ``poison`` events fail while ``broken``."""
+
+    name = "test.stream_counts"
+    upstreams = ("customers",)
+    metadata = MetaData()
+    counts = Table("stream_counts", metadata,
+                   Column("stream_id", String(120), primary_key=True),
+                   Column("events", Integer, nullable=False),
+                   Column("last_name", Text),
+                   Column("poisoned", Boolean, nullable=False))
+
+    def __init__(self, broken: bool = False):
+        self.broken = broken
+        self.attempts: Counter[int] = Counter()
+
+    def apply(self, connection, envelope: Envelope) -> None:
+        self.attempts[envelope.position] += 1
+        table = self.counts
+        row = connection.execute(select(table).where(table.c.stream_id == envelope.stream_id)).first()
+        eventlet.sleep(0)  # let other greenthreads in between the read and the write
+        poisoned = bool(envelope.data.get("poison"))
+        if row is None:
+            connection.execute(insert(table).values(stream_id=envelope.stream_id, events=1, poisoned=poisoned,
+                                                    last_name=envelope.data.get("name")))
+        else:
+            connection.execute(update(table).where(table.c.stream_id == envelope.stream_id).values(
+                events=row.events + 1, poisoned=row.poisoned or poisoned,
+                last_name=envelope.data.get("name", row.last_name)))
+        if poisoned and self.broken:  # after the writes: they must roll back
+            raise ValueError(f"cannot apply {envelope.type} to {envelope.stream_id}")
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = create_store_engine(database_url)
+    StreamCounts.metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def store(engine):
+    return EventStore(engine, "customers")
+
+
+def append(store: EventStore, stream_id: str, **data) -> Envelope:
+    return store.append(stream_id, [NewEvent("CustomerDetailsChanged", data)], None, CONTEXT).envelopes[0]
+
+
+def fetch_from(store: EventStore):
+    """``fetch_since`` as a service provides it, answering with dicts as the RPC would."""
+    def fetch_since(upstream: str, after: int, limit: int) -> list[dict]:
+        fetch_since.calls.append((upstream, after, limit))
+        return [envelope.to_dict() for envelope in store.read_since(after, limit)]
+    fetch_since.calls = []
+    return fetch_since
+
+
+def counts(engine) -> dict[str, tuple[int, str | None]]:
+    table = StreamCounts.counts
+    with engine.connect() as connection:
+        rows = connection.execute(select(table.c.stream_id, table.c.events, table.c.last_name)).all()
+    return {stream_id: (events, last_name) for stream_id, events, last_name in rows}
+
+
+def live_checksum(engine) -> str:
+    with engine.connect() as connection:
+        return checksum(connection, StreamCounts.metadata)
+
+
+def wait_all(pool: eventlet.GreenPool) -> None:
+    with eventlet.Timeout(WAIT):
+        pool.waitall()
+
+
+# -- tests ------------------------------------------------------------------------------
+
+def test_apply_and_tracking_commit_together(engine, store):
+    """Tracking moves inside the apply's transaction; a failed attempt rolls back both."""
+    seen = []
+
+    class Observed(StreamCounts):
+        def apply(self, connection, envelope):
+            inside = connection.execute(select(projection_tracking.c.position).where(
+                projection_tracking.c.projection == self.name)).scalar()
+            seen.append((runner.position("customers"), inside, counts_in(connection)))
+            super().apply(connection, envelope)
+
+    def counts_in(connection):
+        return dict(connection.execute(select(StreamCounts.counts.c.stream_id, StreamCounts.counts.c.events)).all())
+
+    runner = ProjectionRunner(engine, Observed(broken=True), max_attempts=3)
+    first, poison = append(store, "c1", name="Ann"), append(store, "c1", name="Eve", poison=True)
+
+    assert runner.handle("customers", first) == "applied"
+    assert runner.handle("customers", poison) == "dead_lettered"
+
+    # (committed position, position inside the transaction, rows): each retry starts clean
+    assert seen == [(0, 1, {})] + [(1, 2, {"c1": 1})] * 3
+    assert counts(engine) == {"c1": (1, "Ann")}  # the poison's partial write is gone
+    assert runner.position("customers") == 2     # moved past it only with the dead letter
+
+
+def test_duplicate_is_a_no_op(engine, store):
+    runner = ProjectionRunner(engine, StreamCounts())
+    event = append(store, "c1", name="Ann")
+
+    assert runner.handle("customers", event) == "applied"
+    before = live_checksum(engine)
+    assert runner.handle("customers", event) == "duplicate"
+    assert runner.handle("customers", event.to_dict()) == "duplicate"
+
+    assert live_checksum(engine) == before
+    assert counts(engine) == {"c1": (1, "Ann")}
+    assert runner.position("customers") == 1
+
+
+def test_gap_is_filled_from_the_producer_before_applying(engine, store):
+    events = [append(store, f"c{n % 2}", name=f"name {n}") for n in range(1, 6)]
+    fetch_since = fetch_from(store)
+    runner = ProjectionRunner(engine, StreamCounts(), fetch_since=fetch_since)
+
+    assert runner.handle("customers", events[0]) == "applied"
+    assert runner.handle("customers", events[4]) == "applied"
+
+    assert fetch_since.calls == [("customers", 1, 3)]
+    assert runner.position("customers") == 5
+    assert counts(engine) == {"c1": (3, "name 5"), "c0": (2, "name 4")}
+    assert runner.handle("customers", events[2]) == "duplicate"
+
+
+def test_gap_without_a_producer_applies_nothing(engine, store):
+    events = [append(store, "c1", name=f"name {n}") for n in range(1, 4)]
+    runner = ProjectionRunner(engine, StreamCounts())
+    runner.handle("customers", events[0])
+
+    with pytest.raises(ProjectionGap, match="did not supply 2"):
+        runner.handle("customers", events[2])
+    assert runner.position("customers") == 1
+    assert counts(engine) == {"c1": (1, "name 1")}
+
+
+def test_poison_event_is_dead_lettered_then_retried_once_fixed(engine, store):
+    projection = StreamCounts(broken=True)
+    runner = ProjectionRunner(engine, projection, max_attempts=3)
+    dlq = DeadLetters(engine)
+    ok, poison, later = (append(store, "c1", name="Ann"), append(store, "c2", name="Bob", poison=True),
+                         append(store, "c1", name="Cy"))
+
+    assert [runner.handle("customers", event) for event in (ok, poison, later)] == [
+        "applied", "dead_lettered", "applied"]
+    assert projection.attempts[poison.position] == 3
+    assert counts(engine) == {"c1": (2, "Cy")}
+    [letter] = dlq.list()
+    assert (letter["consumer"], letter["upstream"], letter["position"], letter["type"], letter["attempts"]) == (
+        "test.stream_counts", "customers", 2, "CustomerDetailsChanged", 3)
+    assert letter["error"] == "ValueError: cannot apply CustomerDetailsChanged to c2"
+    assert letter["envelope"] == poison.to_dict()
+    assert dlq.count() == 1 and dlq.list(consumer="someone.else") == []
+
+    assert dlq.retry(letter["id"], runner) == "failed"  # still broken: kept, one more attempt
+    [still] = dlq.list()
+    assert (still["attempts"], still["retried_at"]) == (4, None)
+    assert counts(engine) == {"c1": (2, "Cy")}
+
+    projection.broken = False
+    assert dlq.retry(letter["id"], runner) == "applied"
+    assert counts(engine) == {"c1": (2, "Cy"), "c2": (1, "Bob")}
+    assert dlq.count() == 0 and dlq.list() == []
+    assert dlq.list(include_retried=True)[0]["retried_at"] is not None
+    with pytest.raises(Conflict, match="already retried"):
+        dlq.retry(letter["id"], runner)
+    assert runner.rebuild(lambda upstream: store.iter_since(0))["equal"]
+
+
+def test_rebuild_of_a_consistent_projection_is_equal(engine, store):
+    for n, stream_id in enumerate(["b", "B", "é", "中", "a b", "b", "中"]):
+        append(store, stream_id, name=f"name {n}")
+    runner = ProjectionRunner(engine, StreamCounts())
+    assert runner.catch_up("customers", store.iter_since(runner.position("customers"))) == {"applied": 7}
+
+    result = runner.rebuild(lambda upstream: store.iter_since(0))
+
+    assert result["equal"] and not result["repaired"]
+    assert result["events"] == 7 and result["positions"] == {"customers": 7}
+    assert result["live_checksum"] == result["rebuilt_checksum"] == live_checksum(engine)
+
+
+def test_rebuild_repairs_a_corrupted_projection(engine, store):
+    fetch_since = fetch_from(store)
+    runner = ProjectionRunner(engine, StreamCounts(), fetch_since=fetch_since)
+    for n in range(6):
+        runner.handle("customers", append(store, f"c{n % 3}", name=f"name {n}"))
+    healthy = live_checksum(engine)
+    with engine.begin() as connection:
+        connection.execute(delete(StreamCounts.counts).where(StreamCounts.counts.c.stream_id == "c1"))
+
+    result = runner.rebuild(lambda upstream: store.iter_since(0))
+
+    assert not result["equal"] and result["repaired"]
+    assert result["rebuilt_checksum"] == healthy == live_checksum(engine)
+    assert result["live_checksum"] != healthy
+    assert runner.position("customers") == 6
+    assert runner.rebuild(lambda upstream: store.iter_since(0))["equal"]
+    assert runner.handle("customers", append(store, "c1", name="after")) == "applied"
+    assert counts(engine)["c1"] == (3, "after")
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_concurrent_out_of_order_handles_converge_to_sequential(engine, store, tmp_path, seed):
+    events = [append(store, f"c{n % 5}", name=f"name {n}") for n in range(40)]
+    sequential = create_store_engine(f"sqlite:///{tmp_path}/sequential.db")
+    StreamCounts.metadata.create_all(sequential)
+    ProjectionRunner(sequential, StreamCounts()).catch_up("customers", events)
+
+    deliveries = events + random.Random(seed).sample(events, 15)  # at least once: some twice
+    random.Random(seed).shuffle(deliveries)
+    runner = ProjectionRunner(engine, StreamCounts(), fetch_since=fetch_from(store))
+    pool = eventlet.GreenPool(8)
+    outcomes = Counter()
+    for event in deliveries:
+        pool.spawn_n(lambda event: outcomes.update([runner.handle("customers", event)]), event)
+    wait_all(pool)
+
+    assert set(outcomes) <= {"applied", "duplicate"} and sum(outcomes.values()) == len(deliveries)
+    assert runner.position("customers") == 40
+    assert live_checksum(engine) == live_checksum(sequential)
+    sequential.dispose()
+
+
+def test_replicas_sharing_postgresql_apply_each_event_once(postgres_url):
+    """Two runners with their own engines share no lock: the conditional tracking update keeps them apart."""
+    engines = [create_store_engine(postgres_url) for _ in range(2)]
+    StreamCounts.metadata.create_all(engines[0])
+    store = EventStore(engines[0], "customers")
+    events = [append(store, f"c{n % 3}", name=f"name {n}") for n in range(30)]
+    replicas = [ProjectionRunner(engine, StreamCounts(), fetch_since=fetch_from(store)) for engine in engines]
+
+    pool = eventlet.GreenPool(8)
+    for n, event in enumerate(random.Random(7).sample(events * 2, 60)):
+        pool.spawn_n(replicas[n % 2].handle, "customers", event)
+    wait_all(pool)
+
+    assert replicas[1].position("customers") == 30
+    assert counts(engines[1]) == {"c0": (10, "name 27"), "c1": (10, "name 28"), "c2": (10, "name 29")}
+    for engine in engines:
+        engine.dispose()
+
+
+def test_checksum_is_identical_on_sqlite_and_postgresql(sqlite_url, postgres_en_us_url):
+    """en-US sorts "B" after "a b" and "b", code-point order before them; the checksum must not care."""
+    rows = [{"stream_id": key, "events": n, "last_name": name, "poisoned": n % 2 == 0}
+            for n, (key, name) in enumerate([("b", "x"), ("B", None), ("é", "中文"), ("中", ""), ("a b", "q\n")])]
+    sums = []
+    for url in (sqlite_url, postgres_en_us_url):
+        engine = create_store_engine(url)
+        StreamCounts.metadata.create_all(engine)
+        with engine.begin() as connection:
+            connection.execute(insert(StreamCounts.counts), rows)
+        sums.append(live_checksum(engine))
+        engine.dispose()
+    assert sums[0] == sums[1]
