@@ -17,7 +17,7 @@ from typing import Any, Iterable
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import insert, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from shared.errors import Conflict
@@ -81,15 +81,21 @@ class KeyRing:
                 opened[name] = self.decrypt(subject_id, opened[name])
         return opened
 
-    def destroy(self, subject_id: str) -> bool:
-        """Shred the subject's key; True if there was a live key to destroy."""
+    def destroy(self, subject_id: str, connection: Connection | None = None) -> bool:
+        """Shred the subject's key; True if there was a live key to destroy.
+
+        Pass ``connection`` to shred inside the caller's transaction (a
+        projection applying ``CustomerErased``): SQLite allows one writer.
+        """
         with self._lock:
             self._cache.pop(subject_id, None)
-        with self.engine.begin() as connection:
-            result = connection.execute(
-                update(data_keys).where(data_keys.c.subject_id == subject_id, data_keys.c.wrapped_key.is_not(None))
-                .values(wrapped_key=None, destroyed_at=utc_now_iso()))
-        return result.rowcount > 0
+        statement = (update(data_keys)
+                     .where(data_keys.c.subject_id == subject_id, data_keys.c.wrapped_key.is_not(None))
+                     .values(wrapped_key=None, destroyed_at=utc_now_iso()))
+        if connection is not None:
+            return connection.execute(statement).rowcount > 0
+        with self.engine.begin() as own:
+            return own.execute(statement).rowcount > 0
 
     def forget(self, subject_id: str) -> None:
         """Drop a cached key (another replica destroyed it)."""

@@ -17,9 +17,11 @@ from typing import Any, Callable, Sequence
 
 from nameko.extensions import DependencyProvider
 
-from shared.auth import Principal
+from shared.auth import Principal, issue_token
 from shared.config import Settings, load_settings
+from contracts.envelope import Envelope as EnvelopeSchema
 from shared.crypto import KeyRing
+from shared.errors import ValidationError
 from shared.dead_letters import DeadLetters
 from shared.eventstore.envelope import CommandContext, NewEvent
 from shared.eventstore.store import Appended, EventStore
@@ -28,9 +30,28 @@ from shared.leases import Lease
 from shared.migrations import upgrade
 from shared.projections import Projection, ProjectionRunner
 from shared.relay import Relay
+from shared.validation import load
 
 log = logging.getLogger(__name__)
 FOLLOW_POLL_SECONDS = 0.5
+UPSTREAM_SWEEP_SECONDS = 30.0  # also catches the last events of a burst whose delivery was lost
+UPSTREAM_PAGE = 500
+
+
+class UpstreamEvents:
+    """Pulls a producer's events over RPC: start-up catch-up and gap filling."""
+
+    def __init__(self, settings: Settings, service: str):
+        self._config = {"AMQP_URI": settings.amqp_uri}
+        self._secret = settings.secret
+        self._service = service
+
+    def __call__(self, upstream: str, after_position: int, limit: int) -> list[dict[str, Any]]:
+        from nameko.standalone.rpc import ClusterRpcProxy
+
+        token = issue_token(self._secret, "service", self._service, ttl_seconds=300)
+        with ClusterRpcProxy(self._config, context_data={"authorization": token}, timeout=10) as proxy:
+            return getattr(proxy, upstream).events_since(after_position, limit)
 
 
 class EventLog(DependencyProvider):
@@ -49,7 +70,8 @@ class EventLog(DependencyProvider):
         if self._migrations is not None:
             upgrade(self.store.engine, self._migrations, f"alembic_version_{service}")
         self.keys = KeyRing(self.store.engine, self.settings.master_key)
-        self.runners = [ProjectionRunner(self.store.engine, projection)
+        self.fetch_upstream = UpstreamEvents(self.settings, service)
+        self.runners = [ProjectionRunner(self.store.engine, projection, self.fetch_upstream)
                         for projection in self._make_projections(self.keys)]
         self.dead_letters = DeadLetters(self.store.engine)
         owner = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
@@ -61,6 +83,8 @@ class EventLog(DependencyProvider):
         self.container.spawn_managed_thread(lambda: self.relay.run(self._stop))
         if self.runners:
             self.container.spawn_managed_thread(self._follow_own_log)
+        if self.upstreams():
+            self.container.spawn_managed_thread(self._sweep_upstreams)
 
     def stop(self) -> None:
         self._stop.set()
@@ -88,14 +112,42 @@ class EventLog(DependencyProvider):
                 log.exception("projection catch-up failed; retrying")
             self._wakeup.wait(FOLLOW_POLL_SECONDS)
 
+    def upstreams(self) -> set[str]:
+        """Other services whose events this service projects."""
+        return {upstream for runner in self.runners for upstream in runner.projection.upstreams} - {self.store.service}
+
+    def project(self, upstream: str, envelope: dict[str, Any]) -> None:
+        """Apply one delivered event of ``upstream`` to every projection that follows it."""
+        for runner in self.runners:
+            if upstream in runner.projection.upstreams:
+                runner.handle(upstream, envelope)
+
+    def pull_upstreams(self) -> None:
+        """Ask each producer for what we have not seen yet (events published while we were away)."""
+        for runner in self.runners:
+            for upstream in set(runner.projection.upstreams) - {self.store.service}:
+                while events := self.fetch_upstream(upstream, runner.position(upstream), UPSTREAM_PAGE):
+                    runner.catch_up(upstream, events)
+                    if len(events) < UPSTREAM_PAGE:
+                        break
+
+    def _sweep_upstreams(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.pull_upstreams()
+            except Exception as error:  # the producer may be down: try again at the next sweep
+                log.warning("could not pull upstream events: %s", error)
+            self._stop.wait(UPSTREAM_SWEEP_SECONDS)
+
     def health(self) -> dict[str, Any]:
         head = self.store.head_position()
+        own = self.store.service
         return {
-            "service": self.store.service,
+            "service": own,
             "log_position": head,
-            "projections": {runner.projection.name: {"position": runner.position(self.store.service),
-                                                     "lag": head - runner.position(self.store.service)}
-                            for runner in self.runners},
+            "projections": {runner.projection.name: {"positions": positions,
+                                                     "lag": head - positions.get(own, 0)}
+                            for runner in self.runners for positions in [runner.positions()]},
             "relay_backlog": self.relay.backlog(),
             "dead_letters": self.dead_letters.count(),
         }
@@ -115,6 +167,18 @@ class WorkerLog:
         return CommandContext(principal.actor_id, principal.role,
                               correlation_id=self._worker_ctx.data.get("correlation_id") or stack[0],
                               causation_id=self._worker_ctx.call_id)
+
+    def project(self, upstream: str, envelope: Any) -> None:
+        """Entry for ``@event_handler(upstream, "#")``: validate, then apply."""
+        try:
+            load(EnvelopeSchema(), envelope)
+        except ValidationError as error:  # not an event at all: nothing to apply or park
+            log.error("dropped a malformed %s event: %s", upstream, error.fields)
+            return
+        if envelope["service"] != upstream:
+            log.error("dropped a %s event delivered as %s", envelope["service"], upstream)
+            return
+        self.provider.project(upstream, envelope)
 
     def once(self, command_id: str | None, handle: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """Run a command unless one with this id already ran: then return its first result."""

@@ -9,6 +9,9 @@ import secrets
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import requests
 
 from nameko.containers import ServiceContainer
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -16,13 +19,29 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from shared.auth import issue_token
 
 AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
+MANAGEMENT_URL = os.environ.get("CRM_TEST_RABBIT_MANAGEMENT", "http://127.0.0.1:15672")
 SECRET = secrets.token_bytes(32)
 MASTER_KEY = secrets.token_bytes(32)
 
 
-def service_config(data_dir: Path, **database_urls: str) -> dict[str, Any]:
+@contextlib.contextmanager
+def private_vhost(name: str) -> Iterator[str]:
+    """Create a vhost through the management API, yield its AMQP URI, then delete it."""
+    parts = urlsplit(AMQP_URI)
+    auth = (parts.username or "guest", parts.password or "guest")
+    api = f"{MANAGEMENT_URL}/api"
+    requests.put(f"{api}/vhosts/{quote(name, safe='')}", auth=auth, timeout=10).raise_for_status()
+    requests.put(f"{api}/permissions/{quote(name, safe='')}/{auth[0]}", auth=auth, timeout=10,
+                 json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+    try:
+        yield urlunsplit(parts._replace(path="/" + quote(name, safe="")))
+    finally:
+        requests.delete(f"{api}/vhosts/{quote(name, safe='')}", auth=auth, timeout=10)
+
+
+def service_config(data_dir: Path, amqp_uri: str = AMQP_URI, **database_urls: str) -> dict[str, Any]:
     """A nameko config with fresh secrets and one database URL per service."""
-    config = {"AMQP_URI": AMQP_URI, "CRM_DATA_DIR": str(data_dir),
+    config = {"AMQP_URI": amqp_uri, "CRM_DATA_DIR": str(data_dir),
               "CRM_SECRET": base64.b64encode(SECRET).decode(),
               "CRM_MASTER_KEY": base64.b64encode(MASTER_KEY).decode()}
     for service, url in database_urls.items():

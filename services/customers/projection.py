@@ -98,7 +98,7 @@ class CustomerDirectory(Projection):
         self._change_consent(connection, envelope, customer_id, give=False)
 
     def _on_CustomerErased(self, connection: Connection, envelope: Envelope, customer_id: str) -> None:
-        self.keys.destroy(customer_id)  # idempotent: completes an erase interrupted after its event
+        self.keys.destroy(customer_id, connection)  # idempotent: completes an erase interrupted after its event
         self._touch(connection, envelope, customer_id, status="erased", consents="[]", name_key=None,
                     **{field: None for field in PII_FIELDS})
         connection.execute(delete(tags).where(tags.c.customer_id == customer_id))

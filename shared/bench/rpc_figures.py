@@ -1,0 +1,284 @@
+"""RPC figures: the customers service beside a no-op service, each in its own process.
+
+Both run under ``nameko run`` with a generated config (fresh data dir and
+secrets) and are driven by one ``ClusterRpcProxy`` keeping the same number
+of calls in flight, so ``register_vs_noop`` is the share of the framework's
+own rate that ``register`` keeps once validation, encryption, the store,
+the relay and the projection are added.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import itertools
+import logging
+import math
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import yaml
+from nameko.exceptions import RpcTimeout, UnknownService
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from shared.auth import issue_token
+from shared.bench.store_figures import BenchError, Phase
+from shared.bench.workload import Sizes
+
+CUSTOMERS = ("customers", "services.customers.service:CustomersService")
+NOOP = ("bench_noop", "shared.bench.noop_service:NoopService")
+READY_TIMEOUT_S = 60.0
+READY_POLL_TIMEOUT_S = 2
+READY_POLL_INTERVAL_S = 0.2
+CALL_TIMEOUT_S = 30
+VISIBLE_TIMEOUT_S = 10.0
+SETTLE_TIMEOUT_S = 60.0
+SETTLE_POLL_S = 0.01
+WARM_CALLS = 50
+STOP_GRACE_S = 10.0
+TOKEN_ROLE, TOKEN_ACTOR = "service", "crm-bench"
+
+
+@dataclass
+class ServiceProcess:
+    """One ``nameko run`` child; its output goes to a log file for the error report."""
+
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log_tail(self, lines: int = 25) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise BenchError(f"service {self.name} exited with code {self.process.returncode}:\n{self.log_tail()}")
+
+
+def stop_all(services: list[ServiceProcess]) -> None:
+    """SIGTERM every service at once (nameko stops gracefully, in a few seconds); kill stragglers.
+
+    A second Ctrl-C while waiting kills them outright.
+    """
+    for service in services:
+        if service.process.poll() is None:
+            service.process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    try:
+        for service in services:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                service.process.wait(max(deadline - time.monotonic(), 0.1))
+    finally:
+        for service in services:
+            if service.process.poll() is None:
+                service.process.kill()
+                service.process.wait()
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """What the bench needs to talk to the services it started."""
+
+    config: dict[str, Any]
+    token: str
+
+
+def cluster_config(amqp_uri: str, data_dir: Path) -> tuple[dict[str, Any], bytes]:
+    """A nameko config with a fresh data dir and fresh secrets; also the signing secret."""
+    secret = secrets.token_bytes(32)
+    config = {"AMQP_URI": amqp_uri, "CRM_DATA_DIR": str(data_dir),
+              "CRM_SECRET": base64.b64encode(secret).decode(),
+              "CRM_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode()}
+    return config, secret
+
+
+def start_service(target: tuple[str, str], config: dict[str, Any], workdir: Path) -> ServiceProcess:
+    name, path = target
+    config_path = workdir / f"{name}.yml"
+    config_path.write_text(yaml.safe_dump(config))
+    log_path = workdir / f"{name}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "nameko", "run", path, "--config", str(config_path)],
+                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   cwd=workdir, env=_child_env())
+    return ServiceProcess(name, process, log_path)
+
+
+def _child_env() -> dict[str, str]:
+    """Our environment, with the project's packages importable from any working directory."""
+    import services
+
+    root = str(Path(services.__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    return env
+
+
+def wait_ready(cluster: Cluster, services: list[ServiceProcess], timeout: float = READY_TIMEOUT_S) -> None:
+    """Poll each service's ``health()`` until it answers; fail with its log after ``timeout``.
+
+    A call to a service not yet listening is refused at once (``UnknownService``);
+    the amqp library then warns about the broker's late confirm, which is noise here.
+    """
+    deadline = time.monotonic() + timeout
+    with _quiet_logger("amqp"), ClusterRpcProxy(cluster.config, context_data={"authorization": cluster.token},
+                                                timeout=READY_POLL_TIMEOUT_S) as proxy:
+        for service in services:
+            while True:
+                service.check_alive()
+                try:
+                    getattr(proxy, service.name).health()
+                    break
+                except (UnknownService, RpcTimeout):
+                    if time.monotonic() > deadline:
+                        raise BenchError(f"service {service.name} did not answer health() within {timeout:.0f}s:\n"
+                                         f"{service.log_tail()}") from None
+                    time.sleep(READY_POLL_INTERVAL_S)
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def drive(call: Callable[[], Any], seconds: float, in_flight: int) -> tuple[int, float]:
+    """Keep ``in_flight`` calls outstanding for ``seconds``; (completed calls, elapsed seconds).
+
+    Every reply is awaited, so a failing call raises instead of counting.
+    """
+    pending: deque = deque()
+    completed = 0
+    began = time.perf_counter()
+    stop_at = began + seconds
+    while True:
+        while len(pending) < in_flight and time.perf_counter() < stop_at:
+            pending.append(call())
+        if not pending:
+            break
+        pending.popleft().result()
+        completed += 1
+    return completed, time.perf_counter() - began
+
+
+def registration(number: int) -> dict[str, Any]:
+    """A valid ``register`` payload with a phone no other call of this run uses."""
+    return {"name": f"Bench Customer {number}", "phone": f"139{number:08d}", "email": f"bench{number}@example.com",
+            "birthday": "1985-03-08", "tier": "general", "tags": ["bench"], "consents": ["callbacks"]}
+
+
+def wait_settled(proxy: Any, timeout: float = SETTLE_TIMEOUT_S) -> float:
+    """Seconds until the customers service has relayed and projected all it logged."""
+    began = time.perf_counter()
+    while True:
+        health = proxy.customers.health()
+        if health["relay_backlog"] == 0 and all(p["lag"] == 0 for p in health["projections"].values()):
+            return time.perf_counter() - began
+        if time.perf_counter() - began > timeout:
+            raise BenchError(f"customers did not catch up within {timeout:.0f}s: {health}")
+        time.sleep(SETTLE_POLL_S)
+
+
+def throughput(proxy: Any, sizes: Sizes, numbers: Iterator[int], tick: Callable[[int], None]) -> dict[str, Any]:
+    """No-op and register rates, taking turns so drift in the machine hits both alike.
+
+    A register slice ends when the relay and the projection have caught up
+    with it, so the rate is sustained, and background work left over from
+    it does not slow the next no-op slice.
+    """
+    noop = lambda: proxy.bench_noop.ping.call_async()  # noqa: E731
+    register = lambda: proxy.customers.register.call_async(**registration(next(numbers)))  # noqa: E731
+    for warm in (noop, register):
+        for reply in [warm() for _call in range(WARM_CALLS)]:
+            reply.result()
+    wait_settled(proxy)
+    slice_s = sizes.rpc_seconds / sizes.rpc_rounds
+    calls = {"noop": 0, "register": 0}
+    seconds = {"noop": 0.0, "register": 0.0, "settle": 0.0}
+    for _round in range(sizes.rpc_rounds):
+        for name, call in (("noop", noop), ("register", register)):
+            completed, spent = drive(call, slice_s, sizes.rpc_in_flight)
+            calls[name] += completed
+            seconds[name] += spent
+            if name == "register":
+                seconds["settle"] += wait_settled(proxy)
+            tick(1)
+    noop_rate = calls["noop"] / seconds["noop"]
+    register_rate = calls["register"] / (seconds["register"] + seconds["settle"])
+    return {"noop_rpc_per_s": noop_rate, "register_rpc_per_s": register_rate,
+            "register_vs_noop": register_rate / noop_rate,
+            "register_rpc_replied_per_s": calls["register"] / seconds["register"],
+            "register_settle_s": seconds["settle"],
+            "noop_rpc_calls": calls["noop"], "register_rpc_calls": calls["register"],
+            "rpc_in_flight": sizes.rpc_in_flight}
+
+
+def time_to_visible(proxy: Any, number: int) -> float:
+    """Milliseconds from sending ``register`` to ``find(phone=...)`` returning the customer."""
+    payload = registration(number)
+    began = time.perf_counter()
+    proxy.customers.register(**payload)
+    deadline = began + VISIBLE_TIMEOUT_S
+    while proxy.customers.find(phone=payload["phone"])["total"] < 1:
+        if time.perf_counter() > deadline:
+            raise BenchError(f"customer {payload['phone']} not visible in find() after {VISIBLE_TIMEOUT_S:.0f}s")
+    return (time.perf_counter() - began) * 1000
+
+
+def latency(proxy: Any, samples: int, numbers: Iterator[int], tick: Callable[[int], None]) -> dict[str, Any]:
+    times = []
+    for _sample in range(samples):
+        times.append(time_to_visible(proxy, next(numbers)))
+        tick(1)
+    return {"register_to_visible_ms_p50": percentile(times, 50), "register_to_visible_ms_p99": percentile(times, 99),
+            "register_to_visible_samples": samples}
+
+
+def percentile(values: list[float], rank: float) -> float:
+    """Nearest-rank percentile: the smallest value with ``rank`` % of values at or below it."""
+    ordered = sorted(values)
+    return ordered[max(math.ceil(rank / 100 * len(ordered)) - 1, 0)]
+
+
+def rpc_figures(amqp_uri: str, workdir: Path, sizes: Sizes, phase: Phase) -> dict[str, Any]:
+    """Start both services, measure, and stop them whatever happens (Ctrl-C included)."""
+    config, secret = cluster_config(amqp_uri, workdir / "data")
+    cluster = Cluster(config, issue_token(secret, TOKEN_ROLE, TOKEN_ACTOR, ttl_seconds=3600))
+    started: list[ServiceProcess] = []
+    try:
+        starting = phase("RPC: start services", 1)
+        started.append(start_service(CUSTOMERS, config, workdir))
+        started.append(start_service(NOOP, {"AMQP_URI": amqp_uri}, workdir))
+        wait_ready(cluster, started)
+        starting(1)
+        numbers = itertools.count(1)
+        with ClusterRpcProxy(cluster.config, context_data={"authorization": cluster.token},
+                             timeout=CALL_TIMEOUT_S) as proxy:
+            figures = throughput(proxy, sizes, numbers, phase("RPC: no-op vs register", 2 * sizes.rpc_rounds))
+            figures.update(latency(proxy, sizes.latency_samples, numbers,
+                                   phase("RPC: register → find()", sizes.latency_samples)))
+        for service in started:
+            service.check_alive()
+        return figures
+    except Exception:
+        for service in started:
+            service.check_alive()  # a service that died explains the failure better, with its log
+        raise
+    finally:
+        stop_all(started)

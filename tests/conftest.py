@@ -1,0 +1,21 @@
+"""Session fixtures shared by every test layer."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.support import private_vhost
+
+
+@pytest.fixture(scope="session")
+def amqp_uri():
+    """A RabbitMQ virtual host of this test session's own.
+
+    Services are addressed by name (``rpc-customers``); a private vhost keeps
+    this session's services from answering, or being answered by, any other
+    services on the same broker.
+    """
+    with private_vhost(f"crm-test-{uuid.uuid4().hex[:12]}") as uri:
+        yield uri

@@ -1,0 +1,281 @@
+"""``crm up`` for real: ``nameko run`` children on the real RabbitMQ, SQLite under tmp_path.
+
+Each test gets its own RabbitMQ virtual host, so the services it starts
+(named like the real ones) never meet those of another run on the same
+broker. The tests wait for conditions with deadlines; ``crm up`` is stopped
+with SIGTERM as a process manager would, and its children must be gone.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from services.registry import SERVICES
+from shared.auth import issue_token, verify_token
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE_AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
+SECRET = base64.b64encode(b"integration-secret-of-32-bytes!!").decode()
+MASTER_KEY = base64.b64encode(b"integration-master-key-32-bytes!").decode()
+START_SECONDS = 90
+STOP_SECONDS = 60
+
+PROBE_SERVICE = '''
+    """A minimal service with the project's auth: what crm up needs to supervise."""
+    import os
+
+    import eventlet
+    from nameko.rpc import rpc
+
+    from shared.auth import ROLES, Authorization, allow
+
+
+    class ProbeService:
+        name = "probe"
+        auth = Authorization()
+
+        @rpc
+        @allow(*ROLES)
+        def health(self):
+            return {"service": "probe", "pid": os.getpid(), "log_position": 0}
+
+        @rpc
+        @allow("admin")
+        def crash(self):
+            eventlet.spawn_after(0.2, os._exit, 3)
+            return os.getpid()
+'''
+
+
+# -- broker isolation ------------------------------------------------------------
+
+def _management(method: str, path: str, body: Any = None) -> None:
+    parts = urlsplit(BASE_AMQP_URI)
+    credentials = base64.b64encode(f"{parts.username or 'guest'}:{parts.password or 'guest'}".encode()).decode()
+    request = urllib.request.Request(
+        f"http://{parts.hostname}:15672/api/{path}", method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Basic {credentials}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def broker_uri() -> Iterator[str]:
+    """A fresh virtual host on the test broker, deleted afterwards."""
+    vhost = f"crm-test-{uuid.uuid4().hex[:12]}"
+    user = urlsplit(BASE_AMQP_URI).username or "guest"
+    permissions = {"configure": ".*", "write": ".*", "read": ".*"}
+    try:
+        _management("PUT", f"vhosts/{vhost}", {})
+        _management("PUT", f"permissions/{vhost}/{user}", permissions)
+        delete = lambda: _management("DELETE", f"vhosts/{vhost}")  # noqa: E731
+    except (urllib.error.URLError, OSError):
+        if not shutil.which("rabbitmqctl"):
+            pytest.fail(f"cannot create a virtual host: no management API at {urlsplit(BASE_AMQP_URI).hostname}"
+                        f":15672 and no rabbitmqctl (rabbitmq-plugins enable rabbitmq_management)")
+        _rabbitmqctl("add_vhost", vhost)
+        _rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+        delete = lambda: _rabbitmqctl("delete_vhost", vhost)  # noqa: E731
+    try:
+        yield urlunsplit(urlsplit(BASE_AMQP_URI)._replace(path=f"/{vhost}"))
+    finally:
+        delete()
+
+
+# -- helpers -----------------------------------------------------------------------
+
+def crm_command() -> list[str]:
+    installed = shutil.which("crm", path=str(Path(sys.executable).parent))
+    return [installed] if installed else [sys.executable, "-c", "from shared.cli.app import main; main()"]
+
+
+def crm_env(tmp_path: Path, broker_uri: str, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("CRM_") or key == "CRM_TEST_POSTGRES_URL"}
+    env.update({"AMQP_URI": broker_uri, "CRM_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1",
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path / "modules"), str(ROOT),
+                                                            os.environ.get("PYTHONPATH")]))})
+    env.update(extra)
+    return env
+
+
+def wait_until(condition: Callable[[], Any], seconds: float, what: str, crm_up: subprocess.Popen,
+               log: Path) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail if crm up dies or time runs out."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = condition()
+        if result:
+            return result
+        if crm_up.poll() is not None:
+            pytest.fail(f"crm up exited with {crm_up.returncode} while waiting for {what}:\n{log.read_text()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} within {seconds}s; crm up said:\n{log.read_text()}")
+        time.sleep(0.2)  # poll interval, not a wait for the condition
+
+
+def health_of(broker_uri: str, token: str, service: str) -> Any:
+    """``service.health()`` if it answers now, else ``None``."""
+    try:
+        with ClusterRpcProxy({"AMQP_URI": broker_uri}, timeout=2, context_data={"authorization": token}) as rpc:
+            return rpc[service].health()
+    except (UnknownService, RpcTimeout, RemoteError):
+        return None
+
+
+def children_of(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                children.append(int(entry.name))
+    return children
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def stop_crm_up(crm_up: subprocess.Popen, log: Path) -> int:
+    crm_up.send_signal(signal.SIGTERM)
+    try:
+        return crm_up.wait(timeout=STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"crm up did not stop within {STOP_SECONDS}s of SIGTERM:\n{log.read_text()}")
+
+
+@pytest.fixture
+def crm_up_process() -> Iterator[list]:
+    """Processes started by a test; anything still running at the end is killed with its children."""
+    started: list[tuple[subprocess.Popen, list[int]]] = []
+    yield started
+    for process, known_children in started:
+        children = set(known_children) | set(children_of(process.pid))
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for child in children:
+            try:
+                os.killpg(child, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+# -- tests ---------------------------------------------------------------------------
+
+def test_crm_up_starts_supervises_and_stops_a_service(tmp_path, broker_uri, crm_up_process):
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "crm_probe_service.py").write_text(textwrap.dedent(PROBE_SERVICE))
+    env = crm_env(tmp_path, broker_uri, CRM_SECRET=SECRET, CRM_MASTER_KEY=MASTER_KEY,
+                  CRM_EXTRA_SERVICES="probe=crm_probe_service:ProbeService")
+    log = tmp_path / "crm-up.log"
+    with open(log, "wb") as output:
+        crm_up = subprocess.Popen([*crm_command(), "up", "--services", "probe", "--timeout", str(START_SECONDS)],
+                                  stdout=output, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    crm_up_process.append((crm_up, []))
+    token = issue_token(base64.b64decode(SECRET), "admin", "integration-test")
+
+    first = wait_until(lambda: health_of(broker_uri, token, "probe"), START_SECONDS, "health() answer", crm_up, log)
+    assert children_of(crm_up.pid) == [first["pid"]]
+    crm_up_process[-1][1].append(first["pid"])
+    wait_until(lambda: "all services are up" in log.read_text(), 30, "ready message", crm_up, log)
+
+    # the CLI's own health check answers too, with a token it signs itself
+    health = subprocess.run([*crm_command(), "--json", "health", "probe"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert health.returncode == 0, health.stderr
+    assert json.loads(health.stdout)[0]["status"] == "up"
+
+    # a second crm up on the same data dir refuses instead of doubling every service
+    second = subprocess.run([*crm_command(), "up", "--services", "probe"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode == 1
+    assert "already running" in second.stderr
+
+    # a crashed service is restarted
+    with ClusterRpcProxy({"AMQP_URI": broker_uri}, timeout=10, context_data={"authorization": token}) as rpc:
+        assert rpc.probe.crash() == first["pid"]
+    restarted = wait_until(lambda: (answer := health_of(broker_uri, token, "probe")) and
+                           answer["pid"] != first["pid"] and answer, 60, "restarted service", crm_up, log)
+    crm_up_process[-1][1].append(restarted["pid"])
+    assert children_of(crm_up.pid) == [restarted["pid"]]
+    assert not is_alive(first["pid"])
+
+    assert stop_crm_up(crm_up, log) == 0
+    for pid in (first["pid"], restarted["pid"]):
+        assert not is_alive(pid), f"service process {pid} outlived crm up"
+    output = log.read_text()
+    data_dir = tmp_path / "data"
+    assert str(data_dir) in output
+    assert str(data_dir / "logs") in output
+    assert "probe exited with code 3; restarting" in output
+    assert "stopped probe (exit code 0)" in output
+    assert "starts probe" in (data_dir / "logs" / "probe.log").read_text()
+
+
+def test_crm_up_runs_every_registered_service(tmp_path, broker_uri, crm_up_process):
+    env = crm_env(tmp_path, broker_uri)  # no secrets: crm up generates development ones
+    log = tmp_path / "crm-up.log"
+    with open(log, "wb") as output:
+        crm_up = subprocess.Popen([*crm_command(), "up", "--timeout", str(START_SECONDS)],
+                                  stdout=output, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    crm_up_process.append((crm_up, []))
+    secrets_file = tmp_path / "data" / "secrets.json"
+    wait_until(lambda: secrets_file.exists() and secrets_file.stat().st_size > 0, 60, "generated secrets",
+               crm_up, log)
+    issued = subprocess.run([*crm_command(), "token", "--role", "admin", "--actor", "integration-test"],
+                            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert issued.returncode == 0, issued.stderr
+    token = issued.stdout.strip()
+    secret = base64.b64decode(json.loads(secrets_file.read_text())["secret"])
+    assert verify_token(secret, token).role == "admin"
+
+    for name in SERVICES:
+        health = wait_until(lambda: health_of(broker_uri, token, name), START_SECONDS, f"{name} health()",
+                            crm_up, log)
+        assert health["service"] == name
+        assert health["log_position"] >= 0
+    children = children_of(crm_up.pid)
+    crm_up_process[-1][1].extend(children)
+    assert len(children) == len(SERVICES)
+    for name in SERVICES:
+        assert (tmp_path / "data" / f"{name}.db").exists()
+        assert (tmp_path / "data" / "logs" / f"{name}.log").exists()
+
+    assert stop_crm_up(crm_up, log) == 0
+    for pid in children:
+        assert not is_alive(pid), f"service process {pid} outlived crm up"
+    for name in SERVICES:
+        assert f"stopped {name} (exit code 0)" in log.read_text()

@@ -1,0 +1,206 @@
+"""The customers service end to end: real RabbitMQ, real SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from nameko.exceptions import RemoteError
+from nameko.rpc import rpc
+
+from services.customers.service import CustomersService
+from shared.auth import issue_token
+from tests.support import SECRET, rpc_as, running, service_config, wait_for
+
+ALICE = {"name": "张伟", "phone": "13812345678", "email": "zhangwei@example.com", "birthday": "1985-03-08",
+         "tier": "general", "tags": ["vip", "beijing"], "consents": ["callbacks"]}
+
+
+@pytest.fixture
+def customers(tmp_path, database_url, amqp_uri):
+    config = service_config(tmp_path, amqp_uri, customers=database_url)
+    with running(CustomersService, config):
+        yield config
+
+
+def call(config, role, method, *args, **kwargs):
+    with rpc_as(config, role) as proxy:
+        return getattr(proxy.customers, method)(*args, **kwargs)
+
+
+def remote_error(config, role, method, *args, **kwargs) -> RemoteError:
+    with pytest.raises(RemoteError) as error:
+        call(config, role, method, *args, **kwargs)
+    return error.value
+
+
+def caught_up(config):
+    health = call(config, "admin", "health")
+    return all(p["lag"] == 0 for p in health["projections"].values()) and health
+
+
+def test_register_then_get_unmasked_for_agents_and_masked_for_operators(customers):
+    created = call(customers, "agent", "register", **ALICE)
+    assert created["version"] == 1
+    agent_view = call(customers, "agent", "get", created["customer_id"])
+    assert (agent_view["name"], agent_view["phone"], agent_view["email"]) == ("张伟", "13812345678", "zhangwei@example.com")
+    assert agent_view["consents"] == ["callbacks"] and agent_view["tags"] == ["vip", "beijing"]
+    operator_view = call(customers, "operator", "get", created["customer_id"])
+    assert operator_view["phone"] == "138****5678" and operator_view["email"] == "z***@example.com"
+    accesses = [e for e in call(customers, "admin", "events_since", 0, 100) if e["type"] == "PiiAccessed"]
+    assert len(accesses) == 1 and accesses[0]["actor"]["role"] == "agent"
+
+
+def test_pii_is_ciphertext_in_the_log_and_the_actor_is_recorded(customers):
+    created = call(customers, "agent", "register", **ALICE)
+    [registered] = [e for e in call(customers, "service", "events_since", 0, 10)
+                    if e["stream_id"] == f"customer-{created['customer_id']}"]
+    assert registered["data"]["phone"].startswith("enc:v1:") and registered["data"]["name"].startswith("enc:v1:")
+    assert registered["data"]["tier"] == "general"
+    assert registered["actor"] == {"id": "tester", "role": "agent"}
+
+
+def test_update_with_expected_version_and_stale_version_conflict(customers):
+    created = call(customers, "agent", "register", **ALICE)
+    updated = call(customers, "agent", "update", created["customer_id"], {"email": "new@example.com"}, 1)
+    assert updated["version"] == 2
+    error = remote_error(customers, "agent", "update", created["customer_id"], {"name": "王芳"}, 1)
+    assert error.exc_type == "Conflict" and "version 2" in error.value
+    assert call(customers, "agent", "get", created["customer_id"])["email"] == "new@example.com"
+
+
+def test_tier_and_consent_changes_with_roles(customers):
+    created = call(customers, "agent", "register", **ALICE)
+    customer_id = created["customer_id"]
+    assert remote_error(customers, "agent", "set_tier", customer_id, "partner", "big deal").exc_type == "Forbidden"
+    assert call(customers, "supervisor", "set_tier", customer_id, "partner", "framework contract")["version"] == 2
+    assert call(customers, "agent", "give_consent", customer_id, "care_messages")["version"] == 3
+    assert call(customers, "agent", "give_consent", customer_id, "care_messages")["version"] == 3  # no-op
+    assert call(customers, "agent", "withdraw_consent", customer_id, "callbacks")["version"] == 4
+    view = call(customers, "agent", "get", customer_id)
+    assert view["tier"] == "partner" and view["consents"] == ["care_messages"]
+
+
+def test_reveal_contact_needs_consent_for_the_purpose_and_is_recorded(customers):
+    customer_id = call(customers, "agent", "register", **ALICE)["customer_id"]
+    error = remote_error(customers, "service", "reveal_contact", customer_id, "care_messages")
+    assert error.exc_type == "Forbidden" and "care_messages" in error.value
+    contact = call(customers, "service", "reveal_contact", customer_id, "callbacks")
+    assert contact["phone"] == "13812345678"
+    accesses = [e["data"] for e in call(customers, "admin", "events_since", 0, 100) if e["type"] == "PiiAccessed"]
+    assert {"purpose": "callbacks", "method": "reveal_contact"}.items() <= accesses[-1].items()
+
+
+def test_find_filters_pages_and_masks(customers):
+    ids = [call(customers, "agent", "register", **{**ALICE, "name": f"张{i}", "phone": f"1390000000{i}",
+                                                   "email": f"u{i}@example.com", "tags": ["vip"] if i % 2 else []})
+           ["customer_id"] for i in range(5)]
+    call(customers, "agent", "register", name="李娜", phone="13700000000")
+    wait_for(lambda: caught_up(customers), what="directory caught up")
+    by_phone = call(customers, "agent", "find", phone="13900000003")
+    assert [item["customer_id"] for item in by_phone["items"]] == [ids[3]]
+    assert by_phone["items"][0]["phone"] == "139****0003"
+    assert call(customers, "agent", "find", email="u4@example.com")["items"][0]["customer_id"] == ids[4]
+    assert call(customers, "agent", "find", name_prefix="张")["total"] == 5
+    assert call(customers, "agent", "find", tag="vip")["total"] == 2
+    first, second = (call(customers, "agent", "find", name_prefix="张", page=page, page_size=3) for page in (1, 2))
+    assert len(first["items"]) == 3 and len(second["items"]) == 2
+    assert not {i["customer_id"] for i in first["items"]} & {i["customer_id"] for i in second["items"]}
+
+
+def test_erase_shreds_pii_everywhere_and_keeps_a_receipt(customers):
+    customer_id = call(customers, "agent", "register", **ALICE)["customer_id"]
+    error = remote_error(customers, "supervisor", "erase", customer_id, "customer asked")
+    assert error.exc_type == "Forbidden"
+    erased = call(customers, "admin", "erase", customer_id, "customer asked (PIPL art. 47)")
+    receipt = erased["receipt"]
+    assert receipt["customer_id"] == customer_id and receipt["key_destroyed"] is True
+    assert "张伟" not in str(receipt) and "13812345678" not in str(receipt)
+    view = call(customers, "admin", "get", customer_id)
+    assert view["status"] == "erased" and view["name"] is None and view["phone"] is None
+    assert view["erasure"]["receipt_id"] == receipt["receipt_id"]
+    wait_for(lambda: caught_up(customers), what="directory caught up")
+    assert call(customers, "agent", "find", phone="13812345678")["total"] == 0
+    assert call(customers, "auditor", "verify_log")["ok"] is True
+    assert remote_error(customers, "admin", "erase", customer_id, "again").exc_type == "Conflict"
+    export = call(customers, "admin", "export_subject", customer_id)
+    assert export["history"][0]["data"]["name"] is None  # ciphertext can no longer be opened
+
+
+def test_export_subject_returns_readable_history(customers):
+    customer_id = call(customers, "agent", "register", **ALICE)["customer_id"]
+    call(customers, "agent", "update", customer_id, {"phone": "13911112222"}, 1)
+    export = call(customers, "admin", "export_subject", customer_id)
+    assert [h["type"] for h in export["history"]] == ["CustomerRegistered", "CustomerDetailsChanged"]
+    assert export["history"][1]["data"]["changes"]["phone"] == "13911112222"
+    assert export["customer"]["phone"] == "13911112222"
+
+
+def test_repeated_command_id_returns_first_result_and_appends_nothing(customers):
+    command_id = str(uuid.uuid4())
+    first = call(customers, "agent", "register", **ALICE, command_id=command_id)
+    head = call(customers, "admin", "health")["log_position"]
+    again = call(customers, "agent", "register", **{**ALICE, "name": "别人"}, command_id=command_id)
+    assert again == first
+    assert call(customers, "admin", "health")["log_position"] == head
+
+
+def test_bad_input_is_a_validation_error_naming_the_field_and_writes_nothing(customers):
+    head = call(customers, "admin", "health")["log_position"]
+    error = remote_error(customers, "agent", "register", **{**ALICE, "phone": "call me"})
+    assert error.exc_type == "ValidationError" and "phone" in error.value
+    error = remote_error(customers, "agent", "register", **ALICE, favourite_colour="blue")
+    assert error.exc_type == "ValidationError" and "favourite_colour" in error.value
+    error = remote_error(customers, "agent", "register", **{**ALICE, "tags": ["x" * 40] * 2000})
+    assert error.exc_type == "ValidationError" and "_payload" in error.value
+    assert remote_error(customers, "agent", "get", "no-such-customer").exc_type == "NotFound"
+    assert call(customers, "admin", "health")["log_position"] == head
+
+
+def test_tokens_are_checked_on_every_method(customers):
+    assert remote_error(customers, None, "health").exc_type == "Unauthenticated"
+    with rpc_as(customers, None, raw_token=issue_token(b"x" * 32, "admin", "mallory")) as proxy:
+        with pytest.raises(RemoteError) as forged:
+            proxy.customers.health()
+    assert forged.value.exc_type == "Unauthenticated"
+    with rpc_as(customers, None, raw_token=issue_token(SECRET, "admin", "old", now=0)) as proxy:
+        with pytest.raises(RemoteError) as expired:
+            proxy.customers.health()
+    assert "expired" in expired.value.value
+    assert remote_error(customers, "auditor", "register", **ALICE).exc_type == "Forbidden"
+
+
+def test_every_rpc_method_declares_its_roles():
+    methods = [name for name in dir(CustomersService)
+               if hasattr(getattr(CustomersService, name), "nameko_entrypoints")]
+    assert {"register", "get", "update", "set_tier", "give_consent", "withdraw_consent", "erase", "find",
+            "reveal_contact", "export_subject", "events_since", "health", "verify_log"} <= set(methods)
+    for name in methods:
+        assert getattr(getattr(CustomersService, name), "allowed_roles", None), f"{name} declares no roles"
+
+
+class EventRecorder:
+    """A plain nameko service that proves the relay feeds ordinary event handlers."""
+
+    name = "customer_event_recorder"
+    received: list = []
+
+    from nameko.events import event_handler
+
+    @event_handler("customers", "CustomerRegistered")
+    def on_registered(self, envelope):
+        EventRecorder.received.append(envelope)
+
+    @rpc
+    def noop(self):
+        return None
+
+
+def test_events_reach_a_plain_nameko_event_handler(customers):
+    EventRecorder.received.clear()
+    with running(EventRecorder, customers):
+        customer_id = call(customers, "agent", "register", **ALICE)["customer_id"]
+        wait_for(lambda: any(e["data"]["customer_id"] == customer_id for e in EventRecorder.received),
+                 what="CustomerRegistered delivered")
+    [envelope] = [e for e in EventRecorder.received if e["data"]["customer_id"] == customer_id]
+    assert envelope["service"] == "customers" and envelope["stream_version"] == 1 and len(envelope["hash"]) == 64

@@ -1,0 +1,335 @@
+"""The files for users' machines are valid: compose file, Dockerfile, broker and nameko config.
+
+No docker engine runs here, so ``docker-compose.yml`` is checked against a
+JSON Schema of the part of the compose specification it uses, plus the
+cross-references a ``docker compose config`` would not catch (health checks
+behind ``service_healthy``, the broker user, one database per service).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import shlex
+import tomllib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import jsonschema
+import pytest
+import yaml
+
+from services.registry import SERVICES
+from shared.config import SERVICES as CONFIGURABLE_SERVICES
+from shared.config import load_settings, read_config_file
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+DEV_BROKER_PASSWORD = "crm"  # documented in deploy/runbook.md
+
+# -- docker-compose.yml --------------------------------------------------------
+
+_INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}")
+_DURATION = {"type": "string", "pattern": r"^([0-9]+(\.[0-9]+)?(us|ms|s|m|h))+$"}
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+_ENVIRONMENT = {"oneOf": [
+    {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean", "null"]}},
+    {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*(=.*)?$"}},
+]}
+COMPOSE_SUBSET_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["services"],
+    "properties": {
+        "name": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$"},
+        "services": {"type": "object", "minProperties": 1,
+                     "patternProperties": {"^[a-zA-Z0-9._-]+$": {"$ref": "#/$defs/service"}},
+                     "additionalProperties": False},
+        "volumes": {"type": "object", "additionalProperties": {"type": ["object", "null"]}},
+        "networks": {"type": "object"},
+    },
+    "patternProperties": {"^x-": {}},
+    "additionalProperties": False,
+    "$defs": {
+        "service": {
+            "type": "object",
+            "anyOf": [{"required": ["image"]}, {"required": ["build"]}],
+            "properties": {
+                "image": {"type": "string", "minLength": 1},
+                "build": {"oneOf": [{"type": "string"}, {
+                    "type": "object", "properties": {"context": {"type": "string"}, "dockerfile": {"type": "string"}},
+                    "additionalProperties": False}]},
+                "command": {"oneOf": [{"type": "string"}, _STRINGS]},
+                "hostname": {"type": "string"},
+                "restart": {"enum": ["no", "always", "on-failure", "unless-stopped"]},
+                "environment": _ENVIRONMENT,
+                "ports": {"type": "array", "items": {"type": "string",
+                                                     "pattern": r"^((\d+\.){3}\d+:)?\d+(:\d+)?(/(tcp|udp))?$"}},
+                "volumes": {"type": "array", "items": {"type": "string", "pattern": r"^[^:]+:/[^:]*(:(ro|rw))?$"}},
+                "depends_on": {"oneOf": [_STRINGS, {"type": "object", "additionalProperties": {
+                    "type": "object", "required": ["condition"],
+                    "properties": {"condition": {"enum": ["service_started", "service_healthy",
+                                                          "service_completed_successfully"]},
+                                   "restart": {"type": "boolean"}, "required": {"type": "boolean"}},
+                    "additionalProperties": False}}]},
+                "healthcheck": {"type": "object", "required": ["test"], "properties": {
+                    "test": {"oneOf": [{"type": "string"}, {
+                        "type": "array", "minItems": 2, "items": {"type": "string"},
+                        "prefixItems": [{"enum": ["CMD", "CMD-SHELL", "NONE"]}]}]},
+                    "interval": _DURATION, "timeout": _DURATION, "start_period": _DURATION,
+                    "retries": {"type": "integer", "minimum": 1}}, "additionalProperties": False},
+            },
+            "patternProperties": {"^x-": {}},
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+def interpolate(text: str, environ: dict[str, str]) -> str:
+    """Compose's ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``, ``${VAR:?message}``."""
+    def substitute(match: re.Match[str]) -> str:
+        value, op, arg = environ.get(match["name"]), match["op"], match["arg"]
+        if op in (":-", ":?") and not value or op in ("-", "?") and value is None:
+            if op.endswith("?"):
+                raise AssertionError(f"{match['name']} is required: {arg}")
+            return arg or ""
+        return value or ""
+
+    unresolved = re.sub(_INTERPOLATION, "", text.replace("$$", ""))
+    assert "${" not in unresolved, f"malformed interpolation in: {unresolved[unresolved.index('${'):][:60]}"
+    return _INTERPOLATION.sub(substitute, text)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(interpolate((ROOT / "docker-compose.yml").read_text(), {}))
+
+
+@pytest.fixture(scope="module")
+def definitions() -> dict:
+    return json.loads((DEPLOY / "definitions.json").read_text())
+
+
+def test_compose_file_matches_the_compose_schema_subset(compose):
+    jsonschema.Draft202012Validator.check_schema(COMPOSE_SUBSET_SCHEMA)
+    errors = sorted(jsonschema.Draft202012Validator(COMPOSE_SUBSET_SCHEMA).iter_errors(compose), key=str)
+    assert not errors, "\n".join(f"{list(error.absolute_path)}: {error.message}" for error in errors)
+
+
+def test_compose_runs_the_broker_the_database_and_every_registered_service(compose):
+    services = compose["services"]
+    assert "management" in services["rabbitmq"]["image"]
+    assert services["postgres"]["image"].startswith("postgres:")
+    for name in SERVICES:
+        service = services[name]
+        assert service["build"]["context"] == "."
+        assert (ROOT / service["build"].get("dockerfile", "Dockerfile")).is_file()
+        command = service["command"] if isinstance(service["command"], list) else shlex.split(service["command"])
+        assert command in (["crm", "serve", name], ["nameko", "run", SERVICES[name]]) or \
+            command[:3] == ["nameko", "run", SERVICES[name]]
+
+
+def test_dependencies_wait_for_health_checks(compose):
+    services = compose["services"]
+    for name, service in services.items():
+        for target, rule in (service.get("depends_on") or {}).items():
+            assert target in services, f"{name} depends on unknown {target}"
+            if rule["condition"] == "service_healthy":
+                assert "healthcheck" in services[target], f"{name} waits for {target}, which has no healthcheck"
+    for name in SERVICES:
+        assert set(services[name]["depends_on"]) >= {"rabbitmq", "postgres"}
+        assert services[name]["healthcheck"]["test"][:3] == ["CMD", "crm", "health"]
+
+
+def test_each_service_has_its_own_database_and_reaches_the_broker(compose, definitions):
+    services = compose["services"]
+    created = set(re.findall(r"CREATE DATABASE (\w+);", (DEPLOY / "postgres-init.sql").read_text()))
+    postgres_env = services["postgres"]["environment"]
+    databases = set()
+    for name in SERVICES:
+        env = services[name]["environment"]
+        amqp = urlsplit(env["AMQP_URI"])
+        assert amqp.hostname == "rabbitmq" and (amqp.port or 5672) == 5672
+        user = next(user for user in definitions["users"] if user["name"] == amqp.username)
+        assert _rabbit_hash_matches(user["password_hash"], amqp.password)
+        database = urlsplit(env[f"CRM_{name.upper()}_DATABASE_URL"])
+        assert database.scheme == "postgresql" and database.hostname == "postgres"
+        assert (database.username, database.password) == (postgres_env["POSTGRES_USER"],
+                                                          postgres_env["POSTGRES_PASSWORD"])
+        databases.add(database.path.lstrip("/"))
+        assert env["CRM_DATA_DIR"].startswith("/")
+        settings = load_settings({key: value for key, value in env.items() if value}, environ={})
+        assert settings.database_url(name) == env[f"CRM_{name.upper()}_DATABASE_URL"]
+    assert len(databases) == len(SERVICES) and databases <= created
+    assert created == set(CONFIGURABLE_SERVICES)
+
+
+def test_bind_mounts_exist_and_named_volumes_are_declared(compose):
+    rabbit_conf = _conf(DEPLOY / "rabbitmq.conf")
+    for service in compose["services"].values():
+        for volume in service.get("volumes", []):
+            source, target = volume.split(":")[:2]
+            if source.startswith("."):
+                assert (ROOT / source).is_file(), source
+                if source.endswith("definitions.json"):
+                    assert rabbit_conf["definitions.local.path"] == target
+            else:
+                assert source in compose["volumes"], f"undeclared volume {source}"
+
+
+def test_secrets_are_never_written_into_the_compose_file():
+    text = (ROOT / "docker-compose.yml").read_text()
+    for key in ("CRM_SECRET", "CRM_MASTER_KEY"):
+        assert re.search(rf"{key}: \$\{{{key}:-\}}", text), f"{key} must come from the environment"
+
+
+# -- Dockerfile -----------------------------------------------------------------
+
+def test_dockerfile_installs_the_project_on_python_3_11():
+    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    assert lines[0] == "FROM python:3.11-slim"
+    text = "\n".join(lines)
+    assert re.search(r"\bpip install \.(\s|$)", text)
+    copied = {part for line in lines if line.startswith("COPY") for part in line.split()[1:-1]}
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    for pattern in packages["include"]:
+        assert pattern.rstrip("*") in copied
+    assert {"pyproject.toml", "README.md", "LICENSE"} <= copied
+    assert any(line.startswith("USER ") and line != "USER root" for line in lines)
+
+
+# -- RabbitMQ ---------------------------------------------------------------------
+
+def _rabbit_hash_matches(password_hash: str, password: str | None) -> bool:
+    """rabbit_password_hashing_sha256: base64(salt(4) + sha256(salt + password))."""
+    raw = base64.b64decode(password_hash)
+    salt, digest = raw[:4], raw[4:]
+    return password is not None and hashlib.sha256(salt + password.encode()).digest() == digest
+
+
+def _conf(path: Path) -> dict[str, str]:
+    entries = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, equals, value = line.partition("=")
+        assert equals and re.match(r"^[a-z_][a-z0-9_.]*$", key.strip()), f"rabbitmq.conf line {number}: {line}"
+        entries[key.strip()] = value.strip()
+    return entries
+
+
+def test_definitions_have_the_expected_shape(definitions):
+    for key in ("users", "vhosts", "permissions", "policies", "queues", "exchanges", "bindings"):
+        assert isinstance(definitions[key], list), key
+    user = definitions["users"][0]
+    assert user["hashing_algorithm"] == "rabbit_password_hashing_sha256"
+    assert _rabbit_hash_matches(user["password_hash"], DEV_BROKER_PASSWORD)
+    vhosts = {vhost["name"]: vhost for vhost in definitions["vhosts"]}
+    assert vhosts["/"]["default_queue_type"] == "quorum"
+    assert vhosts["/"]["metadata"]["default_queue_type"] == "quorum"
+    assert {(p["user"], p["vhost"]) for p in definitions["permissions"]} == {(user["name"], "/")}
+    for item in definitions["queues"] + definitions["exchanges"] + definitions["bindings"] + definitions["policies"]:
+        assert item["vhost"] in vhosts
+
+
+def test_service_queues_are_quorum_queues_that_dead_letter(definitions):
+    exchanges = {exchange["name"]: exchange for exchange in definitions["exchanges"]}
+    queues = {queue["name"]: queue for queue in definitions["queues"]}
+
+    def policy_for(queue_name: str) -> dict | None:
+        matching = [policy for policy in definitions["policies"]
+                    if policy["apply-to"] in ("queues", "quorum_queues", "all")
+                    and re.search(policy["pattern"], queue_name)]
+        return max(matching, key=lambda policy: policy["priority"], default=None)
+
+    for nameko_queue in ("rpc-customers", "evt-customers-CustomerRegistered--campaigns.on_registered"):
+        policy = policy_for(nameko_queue)
+        assert policy is not None and policy["apply-to"] == "quorum_queues", nameko_queue
+        rules = policy["definition"]
+        assert rules["dead-letter-exchange"] in exchanges
+        assert rules["delivery-limit"] > 0
+        assert rules["dead-letter-strategy"] == "at-least-once" and rules["overflow"] == "reject-publish"
+    assert policy_for("rpc.reply-standalone_rpc_proxy-1234") is None  # client reply queues stay as declared
+
+    dlx = next(iter(exchanges.values()))
+    bound = [binding for binding in definitions["bindings"] if binding["source"] == dlx["name"]]
+    assert bound and all(binding["destination"] in queues for binding in bound)
+    for binding in bound:
+        dead_letters = queues[binding["destination"]]
+        assert dead_letters["durable"] and dead_letters["arguments"]["x-queue-type"] == "quorum"
+        policy = policy_for(dead_letters["name"])
+        assert policy is None or "dead-letter-exchange" not in policy["definition"]  # no loop
+
+
+def test_rabbitmq_conf_loads_the_definitions():
+    conf = _conf(DEPLOY / "rabbitmq.conf")
+    assert conf["definitions.import_backend"] == "local_filesystem"
+    assert conf["definitions.local.path"] == "/etc/rabbitmq/definitions.json"
+    assert conf["management.tcp.port"] == "15672"
+
+
+# -- nameko config example ---------------------------------------------------------
+
+def test_example_config_loads_through_shared_config(monkeypatch, tmp_path):
+    for key in ("AMQP_URI", "CRM_SECRET", "CRM_MASTER_KEY", "CRM_MAX_WORKERS", "CRM_LOG_LEVEL",
+                *(f"CRM_{name.upper()}_DATABASE_URL" for name in CONFIGURABLE_SERVICES)):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("CRM_DATA_DIR", str(tmp_path / "data"))
+    config = read_config_file(DEPLOY / "config.yml")
+    for key in ("AMQP_URI", "CRM_DATA_DIR", "CRM_SECRET", "CRM_MASTER_KEY",
+                *(f"CRM_{name.upper()}_DATABASE_URL" for name in CONFIGURABLE_SERVICES)):
+        assert key in config, key
+    settings = load_settings(config)
+    assert settings.amqp_uri == "amqp://guest:guest@127.0.0.1:5672/"
+    assert settings.data_dir == tmp_path / "data"
+    assert settings.database_url("customers") == f"sqlite:///{tmp_path / 'data' / 'customers.db'}"
+    assert len(settings.secret) == 32 and (tmp_path / "data" / "secrets.json").exists()
+    assert config["max_workers"] == 10 and config["LOGGING"]["root"]["level"] == "INFO"
+
+
+def test_example_config_takes_values_from_the_environment(monkeypatch, tmp_path):
+    secret = base64.b64encode(b"k" * 32).decode()
+    monkeypatch.setenv("AMQP_URI", "amqp://crm:crm@rabbit:5672/")
+    monkeypatch.setenv("CRM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CRM_SECRET", secret)
+    monkeypatch.setenv("CRM_MASTER_KEY", secret)
+    monkeypatch.setenv("CRM_CUSTOMERS_DATABASE_URL", "postgresql://crm@db:5432/customers")
+    settings = load_settings(read_config_file(DEPLOY / "config.yml"))
+    assert settings.amqp_uri == "amqp://crm:crm@rabbit:5672/"
+    assert settings.secret == b"k" * 32
+    assert settings.database_url("customers") == "postgresql://crm@db:5432/customers"
+    assert not (tmp_path / "secrets.json").exists()
+
+
+def test_nameko_reads_the_example_config_the_same_way(monkeypatch, tmp_path):
+    from nameko.cli.main import setup_yaml_parser
+
+    monkeypatch.setenv("CRM_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("AMQP_URI", raising=False)
+    setup_yaml_parser()
+    assert yaml.safe_load((DEPLOY / "config.yml").read_text()) == read_config_file(DEPLOY / "config.yml")
+
+
+# -- the two commands --------------------------------------------------------------
+
+def test_readme_commands_are_the_ones_ci_runs():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "pip install -e '.[dev]' && crm up" in readme
+    assert re.search(r"^\s+pytest$", readme, re.MULTILINE)
+    assert re.search(r"^pip install -e '\.\[dev\]'$", ci, re.MULTILINE)
+    assert re.search(r"^pytest$", ci, re.MULTILINE)
+    for key in ("AMQP_URI", "CRM_DATA_DIR", "CRM_<SERVICE>_DATABASE_URL", "CRM_SECRET", "CRM_MASTER_KEY",
+                "CRM_TOKEN", "CRM_TEST_POSTGRES_URL"):
+        assert f"| `{key}` |" in readme, key
+
+
+def test_license_is_apache_2():
+    text = (ROOT / "LICENSE").read_text()
+    assert text.lstrip().startswith("Apache License")
+    assert "Version 2.0, January 2004" in text and "END OF TERMS AND CONDITIONS" in text
