@@ -21,7 +21,7 @@ import typer  # noqa: E402
 
 from services.registry import SERVICES  # noqa: E402
 from shared.bench.command import bench  # noqa: E402
-from shared.cli import ops, rpc  # noqa: E402
+from shared.cli import log_ops, ops, rpc  # noqa: E402
 
 app = typer.Typer(
     name="crm",
@@ -78,6 +78,7 @@ def _mount_unavailable(root_app: typer.Typer, name: str, problem: str) -> None:
 
 
 ops.register(app)
+log_ops.register(app)
 app.command("bench")(bench)
 service_cli_problems = mount_service_clis(app)
 
