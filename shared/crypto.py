@@ -46,6 +46,13 @@ class KeyRing:
         self._cache: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
+    def create(self, subject_id: str) -> None:
+        """Make the key of a subject known to be new (saves the look-up ``encrypt`` would do)."""
+        key = self._create(subject_id)
+        if key is not None:
+            with self._lock:
+                self._cache[subject_id] = key
+
     def encrypt(self, subject_id: str, value: str | None) -> str | None:
         if value is None:
             return None

@@ -35,6 +35,7 @@ from shared.eventstore.tables import dead_letters, projection_tracking
 log = logging.getLogger(__name__)
 
 GAP_PAGE = 500
+CATCH_UP_BATCH = 200
 _ENVELOPE_FIELDS = tuple(field.name for field in dataclasses.fields(Envelope))
 
 FetchSince = Callable[[str, int, int], list[dict[str, Any]]]
@@ -175,11 +176,41 @@ class ProjectionRunner:
             return self._apply_with_retries(upstream, envelope)
 
     def catch_up(self, upstream: str, events: Iterable[Envelope | Mapping[str, Any]]) -> dict[str, int]:
-        """Apply a sequence (e.g. ``store.iter_since(runner.position(service))``); counts per outcome."""
+        """Apply a sequence (e.g. ``store.iter_since(runner.position(service))``); counts per outcome.
+
+        Contiguous events are applied a batch per transaction; a batch that
+        is not next in line or holds a failing event falls back to ``handle``
+        event by event, which fills gaps, skips duplicates and parks poison.
+        """
         outcomes: Counter[str] = Counter()
-        for envelope in events:
-            outcomes[self.handle(upstream, envelope)] += 1
+        for batch in _batches(map(as_envelope, events), CATCH_UP_BATCH):
+            with self._lock:
+                self._ensure_tracking(upstream)
+                if self._apply_batch(upstream, batch):
+                    outcomes["applied"] += len(batch)
+                    continue
+            for envelope in batch:
+                outcomes[self.handle(upstream, envelope)] += 1
         return dict(outcomes)
+
+    def _apply_batch(self, upstream: str, batch: list[Envelope]) -> bool:
+        """Apply a contiguous batch and move tracking over it in one transaction; False if nothing was applied."""
+        first, last = batch[0].position, batch[-1].position
+        if last - first + 1 != len(batch):
+            return False
+        try:
+            with write_transaction(self.engine) as connection, connection.begin():
+                moved = connection.execute(update(projection_tracking).where(
+                    projection_tracking.c.projection == self.projection.name,
+                    projection_tracking.c.upstream == upstream,
+                    projection_tracking.c.position == first - 1).values(position=last))
+                if moved.rowcount != 1:
+                    raise _ApplyFailed("batch is not next in line")
+                for envelope in batch:
+                    self.projection.apply(connection, envelope)
+        except Exception:  # noqa: BLE001 - rolled back; the event-by-event path sorts it out
+            return False
+        return True
 
     def apply_untracked(self, envelope: Envelope | Mapping[str, Any], *,
                         also: Callable[[Connection], None] | None = None) -> None:
@@ -353,6 +384,17 @@ class ProjectionRunner:
             live.execute(insert(projection_tracking), [
                 {"projection": self.projection.name, "upstream": upstream, "position": position}
                 for upstream, position in rebuilt.items()])
+
+
+def _batches(events: Iterable[Envelope], size: int) -> Iterator[list[Envelope]]:
+    batch: list[Envelope] = []
+    for event in events:
+        batch.append(event)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _log_upto(upstream: str, events: Iterable[Envelope | Mapping[str, Any]],

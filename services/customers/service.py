@@ -126,6 +126,7 @@ class CustomersService(LogEndpoints):
 
     def _register(self, command: dict[str, Any]) -> dict[str, Any]:
         customer_id = new_id()
+        self.log.keys.create(customer_id)
         events = views.seal(self.log.keys, customer_id, domain.decide_register(customer_id, command))
         return self._append(customer_id, events, 0, command)
 
