@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import os
 import threading
+from collections import OrderedDict
 from typing import Any, Iterable
 
 from cryptography.exceptions import InvalidTag
@@ -26,6 +27,7 @@ from shared.eventstore.tables import data_keys
 
 PREFIX = "enc:v1:"
 NONCE_BYTES = 12
+CACHED_KEYS = 10_000  # unwrapped keys kept in memory, least recently used dropped first
 
 
 def _seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
@@ -43,15 +45,14 @@ class KeyRing:
     def __init__(self, engine: Engine, master_key: bytes):
         self.engine = engine
         self._master = master_key
-        self._cache: dict[str, bytes] = {}
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
 
     def create(self, subject_id: str) -> None:
         """Make the key of a subject known to be new (saves the look-up ``encrypt`` would do)."""
         key = self._create(subject_id)
         if key is not None:
-            with self._lock:
-                self._cache[subject_id] = key
+            self._remember(subject_id, key)
 
     def encrypt(self, subject_id: str, value: str | None) -> str | None:
         if value is None:
@@ -112,15 +113,21 @@ class KeyRing:
     def _key(self, subject_id: str, create: bool) -> bytes | None:
         with self._lock:
             cached = self._cache.get(subject_id)
-        if cached is not None:
-            return cached
+            if cached is not None:
+                self._cache.move_to_end(subject_id)
+                return cached
         key = self._load(subject_id)
         if key is None and create:
             key = self._create(subject_id)
         if key is not None:
-            with self._lock:
-                self._cache[subject_id] = key
+            self._remember(subject_id, key)
         return key
+
+    def _remember(self, subject_id: str, key: bytes) -> None:
+        with self._lock:
+            self._cache[subject_id] = key
+            if len(self._cache) > CACHED_KEYS:
+                self._cache.popitem(last=False)
 
     def _load(self, subject_id: str) -> bytes | None:
         with self.engine.connect() as connection:
