@@ -20,6 +20,7 @@ from shared.errors import ValidationError
 
 SERVICES: dict[str, str] = {
     "customers": "services.customers.service:CustomersService",
+    "complaints": "services.complaints.service:ComplaintsService",
 }
 
 EXTRA_SERVICES_ENV = "CRM_EXTRA_SERVICES"

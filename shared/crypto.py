@@ -46,6 +46,7 @@ class KeyRing:
         self.engine = engine
         self._master = master_key
         self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._destroyed: set[str] = set()
         self._lock = threading.Lock()
 
     def create(self, subject_id: str) -> None:
@@ -97,6 +98,7 @@ class KeyRing:
         """
         with self._lock:
             self._cache.pop(subject_id, None)
+            self._destroyed.add(subject_id)  # never re-cached, even before this transaction commits
         statement = (update(data_keys)
                      .where(data_keys.c.subject_id == subject_id, data_keys.c.wrapped_key.is_not(None))
                      .values(wrapped_key=None, destroyed_at=utc_now_iso()))
@@ -112,6 +114,8 @@ class KeyRing:
 
     def _key(self, subject_id: str, create: bool) -> bytes | None:
         with self._lock:
+            if subject_id in self._destroyed:
+                return None
             cached = self._cache.get(subject_id)
             if cached is not None:
                 self._cache.move_to_end(subject_id)

@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from nameko.extensions import DependencyProvider
 
@@ -99,9 +99,23 @@ class EventLog(DependencyProvider):
         return WorkerLog(self, worker_ctx)
 
     def catch_up(self) -> None:
-        """Apply every event of the own log the projections have not seen yet."""
+        """Apply every event of the own log the projections that follow it have not seen yet."""
+        own = self.store.service
         for runner in self.runners:
-            runner.catch_up(self.store.service, self.store.iter_since(runner.position(self.store.service)))
+            if own in runner.projection.upstreams:
+                runner.catch_up(own, self.store.iter_since(runner.position(own)))
+
+    def log_of(self, upstream: str) -> Iterator[Any]:
+        """Every event of ``upstream`` from the start: ours from the store, others' over ``events_since``."""
+        if upstream == self.store.service:
+            yield from self.store.iter_since(0)
+            return
+        after = 0
+        while page := self.fetch_upstream(upstream, after, UPSTREAM_PAGE):
+            yield from page
+            after = page[-1]["position"]
+            if len(page) < UPSTREAM_PAGE:
+                return
 
     def _follow_own_log(self) -> None:
         while not self._stop.is_set():
@@ -145,9 +159,10 @@ class EventLog(DependencyProvider):
         return {
             "service": own,
             "log_position": head,
-            "projections": {runner.projection.name: {"positions": positions,
-                                                     "lag": head - positions.get(own, 0)}
-                            for runner in self.runners for positions in [runner.positions()]},
+            "projections": {runner.projection.name: {
+                "positions": positions,
+                "lag": head - positions[own] if own in positions else 0}  # lag of the own log only
+                for runner in self.runners for positions in [runner.positions()]},
             "relay_backlog": self.relay.backlog(),
             "dead_letters": self.dead_letters.count(),
         }

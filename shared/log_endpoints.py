@@ -49,10 +49,10 @@ class LogEndpoints:
     @rpc
     @allow("admin")
     def rebuild_projections(self):
-        """Rebuild every projection from the log and compare it with the live one."""
-        self.log.provider.catch_up()
-        return [runner.rebuild(lambda _upstream: self.log.store.iter_since(0))
-                for runner in self.log.provider.runners]
+        """Rebuild every projection from its logs (own and upstream) and compare it with the live one."""
+        provider = self.log.provider
+        provider.catch_up()
+        return [runner.rebuild(provider.log_of) for runner in provider.runners]
 
     @rpc
     @allow("admin", "supervisor")

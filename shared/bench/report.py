@@ -35,6 +35,9 @@ FIGURES = (
     Figure("register_vs_noop", "register / no-op", "×", 2, 0.5),
     Figure("register_to_visible_ms_p50", "register → visible in find(), p50", "ms", 1),
     Figure("register_to_visible_ms_p99", "register → visible in find(), p99", "ms", 1),
+    Figure("complaint_commands_per_s", "complaint commands (file + respond) RPC", "calls/s"),
+    Figure("complaint_file_to_visible_ms_p50", "file → visible in list(), p50", "ms", 1),
+    Figure("complaint_file_to_visible_ms_p99", "file → visible in list(), p99", "ms", 1),
 )
 
 

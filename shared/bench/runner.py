@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from shared.bench import peer_figures
+from shared.bench.complaints import complaints_figures
 from shared.bench.report import assemble
 from shared.bench.rpc_figures import rpc_figures
 from shared.bench.scratch import DEFAULT_POSTGRES_URL, throwaway_postgres, throwaway_vhost
@@ -25,7 +26,7 @@ from shared.bench.store_figures import BenchError, Phase, postgres_store_figures
 from shared.bench.workload import DEFAULT, QUICK, Sizes
 from shared.config import DEFAULT_AMQP_URI
 
-PARTS = ("sqlite", "postgres", "rpc")
+PARTS = ("sqlite", "postgres", "rpc", "complaints")
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,12 @@ class _Run:
             directory = self.workdir / "rpc"
             directory.mkdir()
             self.measured.update(rpc_figures(amqp_uri, directory, self.options.chosen_sizes, self.phase))
+
+    def complaints(self) -> None:
+        with throwaway_vhost(self.options.amqp_uri) as (amqp_uri, _shared_broker):
+            directory = self.workdir / "complaints"
+            directory.mkdir()
+            self.measured.update(complaints_figures(amqp_uri, directory, self.options.chosen_sizes, self.phase))
 
 
 def run_bench(options: Options, phase: Phase = silent_phase) -> dict[str, Any]:

@@ -19,6 +19,10 @@ class Upcasters:
         """``step`` turns ``from_version`` data into ``from_version + 1`` data."""
         self._steps[(event_type, from_version)] = step
 
+    def __bool__(self) -> bool:
+        """False while no step is registered: readers then skip upcasting altogether."""
+        return bool(self._steps)
+
     def upcast(self, event_type: str, version: int, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         while (step := self._steps.get((event_type, version))) is not None:
             data = step(data)

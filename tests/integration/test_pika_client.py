@@ -26,16 +26,6 @@ AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 HERE = Path(__file__).resolve().parent
 
 
-def _broker_up() -> bool:
-    try:
-        pika.BlockingConnection(pika.URLParameters(AMQP_URI)).close()
-        return True
-    except pika.exceptions.AMQPError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _broker_up(), reason=f"no RabbitMQ at {AMQP_URI}")
-
 
 def _delete_broker_objects(queues: list[str], exchanges: list[str]) -> None:
     conn = pika.BlockingConnection(pika.URLParameters(AMQP_URI))

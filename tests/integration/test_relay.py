@@ -32,17 +32,6 @@ CONTEXT = CommandContext("agent-1", "agent")
 WAIT = 60  # seconds a condition may take before the test fails
 
 
-def _broker_up() -> bool:
-    try:
-        with Connection(AMQP_URI, connect_timeout=3) as connection:
-            connection.connect()
-        return True
-    except Exception:
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _broker_up(), reason=f"no RabbitMQ at {AMQP_URI}")
-
 
 # -- fixtures and helpers -------------------------------------------------------------
 

@@ -1,0 +1,205 @@
+"""What the complaints service seals and shows: sealed texts, results, views, lists, stats.
+
+Kept apart from the service class so that PII handling and the figures are
+in one place and unit-tested without a broker.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import date, datetime, time, timedelta
+from statistics import median
+from typing import Any, Iterable
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, func, select, true
+from sqlalchemy.engine import Engine
+
+from contracts.complaints import CATEGORIES, STATUSES, TEXT_FIELDS
+from services.complaints import domain
+from services.complaints.projection import complaint_list
+from shared.crypto import KeyRing
+from shared.eventstore.envelope import Envelope, NewEvent
+from shared.eventstore.store import Appended
+
+#: Roles that see complaint texts; others (auditors) see everything else.
+TEXT_READERS = ("agent", "supervisor", "service", "admin")
+
+
+def seal(keys: KeyRing, customer_id: str, events: list[NewEvent]) -> list[NewEvent]:
+    """Encrypt the free texts of decided events with the customer's data key."""
+    return [replace(event, data=keys.encrypt_fields(customer_id, event.data, TEXT_FIELDS[event.type]))
+            if event.type in TEXT_FIELDS else event for event in events]
+
+
+def command_result(state: domain.Complaint, appended: Appended | None = None) -> dict[str, Any]:
+    """``complaint_id``, new ``version`` and the ``status`` the command left behind."""
+    status, version = state.status, state.version
+    if appended is not None:
+        for envelope in appended.envelopes:
+            status = domain.status_after(status, envelope.type)
+        version = appended.version
+    return {"complaint_id": state.complaint_id, "version": version, "status": status}
+
+
+def filed_result(complaint_id: str, appended: Appended) -> dict[str, Any]:
+    """What ``file`` answers: the id, version, priority and the due times it set."""
+    data = appended.envelopes[0].data
+    return {"complaint_id": complaint_id, "version": appended.version, "status": "open",
+            "priority": data["priority"], "first_reply_due": data["first_reply_due"], "next_reply_due": None,
+            "resolution_due": data["resolution_due"]}
+
+
+# -- one complaint -------------------------------------------------------------------
+
+_NOTES = {
+    "ComplaintFiled": lambda d: f"filed by {d['channel']}: {d['category']}, urgency {d['urgency']} → {d['priority']}",
+    "ComplaintClassified": lambda d: f"classified {d['previous_category']}/{d['previous_priority']} → "
+                                     f"{d['category']}/{d['priority']}",
+    "ComplaintAssigned": lambda d: f"assigned to {d['agent']}" + (f" (was {d['previous_agent']})"
+                                                                   if d["previous_agent"] else ""),
+    "ComplaintResponded": lambda d: "first reply" if d["first_reply"] else "replied",
+    "ComplaintInfoRequested": lambda d: "asked the customer; SLA clock paused",
+    "ComplaintCustomerReplied": lambda d: "the customer answered; SLA clock resumed",
+    "ComplaintEscalated": lambda d: f"escalated to level {d['level']}: {d['reason']}",
+    "ComplaintResolved": lambda d: "resolved",
+    "ComplaintConfirmed": lambda d: ("customer satisfied" if d["satisfied"] else "customer not satisfied")
+                                    + (f", score {d['score']}" if d["score"] is not None else ""),
+    "ComplaintReopened": lambda d: f"reopened: {d['reason']}",
+    "ComplaintClosed": lambda d: f"closed: {d['reason']}",
+    "ComplaintConfirmationReminded": lambda d: f"confirmation reminder; closes itself at {d['closes_at']}",
+    "ComplaintSlaWarning": lambda d: f"SLA warning: {d['target']} due {d['due']}",
+    "ComplaintSlaBreached": lambda d: f"SLA breached: {d['target']} was due {d['due']}",
+}
+
+
+def complaint_view(keys: KeyRing, state: domain.Complaint, envelopes: list[Envelope], rules: domain.Rules,
+                   now: datetime, show_texts: bool) -> dict[str, Any]:
+    """The whole complaint: where it stands, its SLA, and its history (texts only for ``show_texts``)."""
+    filed = envelopes[0].data
+    texts = keys.decrypt_fields(state.customer_id, filed, TEXT_FIELDS["ComplaintFiled"]) if show_texts else {}
+    resolution = None
+    history = []
+    for envelope in envelopes:
+        entry = {"at": envelope.occurred_at, "type": envelope.type, "actor": envelope.actor,
+                 "note": _NOTES.get(envelope.type, lambda _d: envelope.type)(envelope.data)}
+        names = TEXT_FIELDS.get(envelope.type, ())
+        if show_texts and names and envelope.type != "ComplaintFiled":
+            entry["text"] = keys.decrypt(state.customer_id, envelope.data[names[0]])
+            if envelope.type == "ComplaintResolved":
+                resolution = entry["text"]
+        history.append(entry)
+    running = {entry["target"]: entry["state"] for entry in domain.running_targets(state, now, rules)}
+    return {
+        "complaint_id": state.complaint_id, "version": state.version, "customer_id": state.customer_id,
+        "status": state.status, "escalation_level": state.escalation_level, "priority": state.priority,
+        "category": state.category, "urgency": state.urgency, "channel": state.channel,
+        "assignee": state.assignee, "related_complaint_id": state.related_complaint_id,
+        "summary": texts.get("summary"), "description": texts.get("description"), "resolution": resolution,
+        "texts_shown": show_texts,
+        **domain.due_times(state, rules),
+        "sla": running, "waiting_on_customer_since": state.waiting_since,
+        "breaches": [dict(breach) for breach in state.breaches],
+        "filed_at": state.filed_at, "first_replied_at": state.first_replied_at, "resolved_at": state.resolved_at,
+        "closed_at": state.closed_at, "close_reason": state.close_reason, "reopen_count": state.reopen_count,
+        "satisfied": state.satisfied, "score": state.score, "allowed_actions": list(domain.ALLOWED_ACTIONS[state.status]),
+        "history": history,
+    }
+
+
+# -- lists ---------------------------------------------------------------------------
+
+LIST_COLUMNS = ("complaint_id", "customer_id", "status", "escalation_level", "priority", "category", "channel",
+                "assignee", "summary", "breached", "filed_at", "resolved_at", "closed_at", "reopen_count",
+                "score", "version")
+
+
+def list_complaints(engine: Engine, query: dict[str, Any], show_summary: bool) -> dict[str, Any]:
+    """A page of the complaint list, newest first."""
+    table = complaint_list
+    conditions = [getattr(table.c, name) == query[name]
+                  for name in ("status", "assignee", "category", "priority", "customer_id", "breached")
+                  if query.get(name) is not None]
+    where = and_(true(), *conditions)
+    page, size = query["page"], query["page_size"]
+    with engine.connect() as connection:
+        total = connection.execute(select(func.count()).select_from(table).where(where)).scalar_one()
+        rows = connection.execute(select(*(getattr(table.c, name) for name in LIST_COLUMNS)).where(where)
+                                  .order_by(table.c.filed_at.desc(), table.c.complaint_id)
+                                  .limit(size).offset((page - 1) * size)).mappings().all()
+    items = [{**row, "summary": row["summary"] if show_summary else None} for row in rows]
+    return {"items": items, "page": page, "page_size": size, "total": total}
+
+
+# -- stats -----------------------------------------------------------------------------
+
+def window(since: str | None, until: str | None, zone: ZoneInfo) -> tuple[str | None, str | None]:
+    """Bounds as log time text; a bare day starts at midnight in the working time zone."""
+    def bound(value: str | None) -> str | None:
+        if value is None or len(value) != 10:
+            return value
+        return domain.iso(datetime.combine(date.fromisoformat(value), time(0), tzinfo=zone))
+
+    return bound(since), bound(until)
+
+
+def stats(engine: Engine, since: str | None, until: str | None, zone: ZoneInfo) -> dict[str, Any]:
+    """Figures over the complaints filed in ``[since, until)`` (either bound optional)."""
+    since, until = window(since, until, zone)
+    table = complaint_list
+    conditions = [true()]
+    if since:
+        conditions.append(table.c.filed_at >= since)
+    if until:
+        conditions.append(table.c.filed_at < until)
+    with engine.connect() as connection:
+        rows = connection.execute(select(table.c.category, table.c.status, table.c.filed_at,
+                                         table.c.first_replied_at, table.c.first_resolved_at,
+                                         table.c.reopen_count, table.c.breached, table.c.score, table.c.satisfied)
+                                  .where(and_(*conditions))).mappings().all()
+    return summarise(rows, since, until)
+
+
+def summarise(rows: Iterable[dict[str, Any]], since: str | None = None, until: str | None = None) -> dict[str, Any]:
+    """The figures of ``stats`` from list rows (pure, unit-tested)."""
+    rows = list(rows)
+    total = len(rows)
+    by_category = {category: 0 for category in CATEGORIES}
+    by_status = {status: 0 for status in STATUSES}
+    for row in rows:
+        by_category[row["category"]] += 1
+        by_status[row["status"]] += 1
+    first_reply = [_hours(row["filed_at"], row["first_replied_at"]) for row in rows if row["first_replied_at"]]
+    resolution = [_hours(row["filed_at"], row["first_resolved_at"]) for row in rows if row["first_resolved_at"]]
+    resolved = [row for row in rows if row["first_resolved_at"]]
+    scores = [row["score"] for row in rows if row["score"] is not None]
+    confirmed = [row for row in rows if row["satisfied"] is not None]
+    return {
+        "since": since, "until": until, "total": total,
+        "by_category": by_category, "by_status": by_status,
+        "first_reply_hours": _spread(first_reply),
+        "resolution_hours": _spread(resolution),
+        "sla_compliance_pct": _pct(sum(1 for row in rows if not row["breached"]), total),
+        "resolution_rate_pct": _pct(len(resolved), total),
+        "reopen_rate_pct": _pct(sum(1 for row in resolved if row["reopen_count"]), len(resolved)),
+        "satisfaction": {"average_score": round(sum(scores) / len(scores), 2) if scores else None,
+                         "scored": len(scores),
+                         "satisfied_pct": _pct(sum(1 for row in confirmed if row["satisfied"]), len(confirmed))},
+    }
+
+
+def _hours(start: str, end: str) -> float:
+    return (domain.parse(end) - domain.parse(start)) / timedelta(hours=1)
+
+
+def _spread(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"count": 0, "median": None, "p90": None}
+    ordered = sorted(values)
+    p90 = ordered[max(math.ceil(0.9 * len(ordered)) - 1, 0)]  # nearest rank
+    return {"count": len(values), "median": round(median(ordered), 2), "p90": round(p90, 2)}
+
+
+def _pct(part: int, whole: int) -> float | None:
+    return round(100.0 * part / whole, 1) if whole else None

@@ -1,0 +1,430 @@
+"""The complaints service end to end, beside the real customers service.
+
+Both run against real RabbitMQ (a fresh virtual host per test, so nothing
+queued by one test reaches the next) and real databases, one per service:
+two SQLite files, or two PostgreSQL databases. Time is moved by calling
+``run_sla_check(now)`` with a chosen time, or by a clock injected into the
+service; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from nameko.exceptions import RemoteError
+
+from services.complaints.service import ComplaintsService
+from services.complaints.timer import ComplaintRules, sla_timer
+from services.customers.service import CustomersService
+from tests.support import private_vhost, rpc_as, running, service_config, wait_for
+
+ALICE = {"name": "张伟", "phone": "13812345678", "email": "zhangwei@example.com", "tier": "general"}
+LEAK = {"channel": "phone", "category": "after_sales", "summary": "洗衣机漏水 张伟 13812345678",
+        "description": "新买的洗衣机第一次使用就漏水,地板泡坏了", "urgency": "medium"}
+
+
+# -- fixtures ------------------------------------------------------------------------
+
+@pytest.fixture
+def amqp_uri():
+    """A virtual host per test, so events queued for one test never reach another."""
+    with private_vhost(f"crm-complaints-{uuid.uuid4().hex[:12]}") as uri:
+        yield uri
+
+
+@pytest.fixture
+def config(tmp_path, database_url, request, amqp_uri):
+    """One database per service: ``database_url`` for customers and a second of the same kind."""
+    if database_url.startswith("sqlite"):
+        complaints_url = f"sqlite:///{tmp_path / 'complaints.db'}"
+    else:
+        complaints_url = request.getfixturevalue("postgres_url_factory")()
+    settings = service_config(tmp_path, amqp_uri, customers=database_url, complaints=complaints_url)
+    settings["COMPLAINTS"] = {"sla_timer_seconds": 3600}  # these tests drive the sweep themselves
+    return settings
+
+
+@pytest.fixture
+def crm(config):
+    with running(CustomersService, config), running(ComplaintsService, config):
+        yield config
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+def call(config, role, method, *args, service="complaints", **kwargs):
+    with rpc_as(config, role) as proxy:
+        return getattr(proxy[service], method)(*args, **kwargs)
+
+
+def remote_error(config, role, method, *args, **kwargs) -> RemoteError:
+    with pytest.raises(RemoteError) as error:
+        call(config, role, method, *args, **kwargs)
+    return error.value
+
+
+def register(config, **changes) -> str:
+    return call(config, "agent", "register", **{**ALICE, **changes}, service="customers")["customer_id"]
+
+
+def file(config, customer_id, role="agent", **changes) -> dict:
+    return call(config, role, "file", customer_id, **{**LEAK, **changes})
+
+
+def events(config, complaint_id=None) -> list[dict]:
+    found = call(config, "admin", "events_since", 0, 5000)
+    return [e for e in found if complaint_id is None or e["stream_id"] == f"complaint-{complaint_id}"]
+
+
+def listed(config, **filters) -> dict:
+    return call(config, "supervisor", "list", **filters)
+
+
+def listed_as(config, complaint_id, **expected):
+    """Wait until the list shows the complaint with ``expected`` values; return its row."""
+    def row():
+        items = [item for item in listed(config, page_size=500)["items"] if item["complaint_id"] == complaint_id]
+        return items and all(items[0][key] == value for key, value in expected.items()) and items[0]
+    return wait_for(row, what=f"complaint {complaint_id} listed with {expected}")
+
+
+def knows_all_customers(config):
+    """Wait until the complaints service has applied every event the customers service logged."""
+    head = call(config, "admin", "health", service="customers")["log_position"]
+    directory = lambda: call(config, "admin", "health")["projections"]["complaints.customers"]  # noqa: E731
+    wait_for(lambda: directory()["positions"]["customers"] >= head, what="the customers' events to arrive")
+
+
+def later(iso_text: str, **delta) -> str:
+    return (datetime.fromisoformat(iso_text) + timedelta(**delta)).isoformat()
+
+
+def now_iso(**delta) -> str:
+    return (datetime.now(timezone.utc) + timedelta(**delta)).isoformat()
+
+
+# -- lifecycle -----------------------------------------------------------------------------
+
+def test_a_whole_lifecycle_from_filing_to_satisfied_close(crm):
+    customer_id = register(crm)
+    filed = file(crm, customer_id)
+    complaint_id = filed["complaint_id"]
+    assert filed["version"] == 1 and filed["status"] == "open" and filed["priority"] == "normal"
+    assert filed["first_reply_due"] and filed["resolution_due"] and filed["next_reply_due"] is None
+    assert call(crm, "supervisor", "classify", complaint_id, "technical_support", "high")["version"] == 2
+    assert call(crm, "supervisor", "assign", complaint_id, "agent-li")["status"] == "assigned"
+    assert call(crm, "agent", "respond", complaint_id, "您好,我们已安排技术人员")["status"] == "in_progress"
+    assert call(crm, "agent", "request_info", complaint_id, "请提供购买日期")["status"] == "waiting_on_customer"
+    waiting = call(crm, "agent", "get", complaint_id)
+    assert waiting["waiting_on_customer_since"] and waiting["resolution_due"] is None  # the clock is stopped
+    assert call(crm, "agent", "customer_replied", complaint_id, "三月二日")["status"] == "in_progress"
+    escalated = call(crm, "agent", "escalate", complaint_id, "需要更换整机, 上报主管")
+    assert escalated["version"] == 7
+    assert call(crm, "agent", "resolve", complaint_id, "已上门更换新机")["status"] == "resolved"
+    closed = call(crm, "service", "confirm", complaint_id, True, 5)
+    assert closed == {"complaint_id": complaint_id, "version": 10, "status": "closed"}
+
+    view = call(crm, "agent", "get", complaint_id)
+    assert (view["status"], view["escalation_level"], view["priority"], view["category"], view["assignee"]) == \
+        ("closed", 1, "high", "technical_support", "agent-li")
+    assert view["summary"] == LEAK["summary"] and view["description"] == LEAK["description"]
+    assert view["resolution"] == "已上门更换新机" and view["score"] == 5 and view["satisfied"] is True
+    assert view["allowed_actions"] == [] and view["first_reply_due"] and view["breaches"] == []
+    assert [entry["type"] for entry in view["history"]] == [
+        "ComplaintFiled", "ComplaintClassified", "ComplaintAssigned", "ComplaintResponded",
+        "ComplaintInfoRequested", "ComplaintCustomerReplied", "ComplaintEscalated", "ComplaintResolved",
+        "ComplaintConfirmed", "ComplaintClosed"]
+    assert view["history"][3]["text"] == "您好,我们已安排技术人员"
+
+    row = listed_as(crm, complaint_id, status="closed")
+    assert row["score"] == 5 and row["assignee"] == "agent-li" and row["summary"] == LEAK["summary"]
+    stats = call(crm, "supervisor", "stats")
+    assert stats["total"] == 1 and stats["by_status"]["closed"] == 1
+    assert stats["by_category"]["technical_support"] == 1 and stats["satisfaction"]["average_score"] == 5
+    assert stats["resolution_rate_pct"] == 100.0 and stats["sla_compliance_pct"] == 100.0
+
+
+def test_texts_are_ciphertext_in_the_log(crm):
+    complaint_id = file(crm, register(crm))["complaint_id"]
+    call(crm, "agent", "respond", complaint_id, "已收到,马上处理")
+    filed, responded = events(crm, complaint_id)
+    assert filed["data"]["summary"].startswith("enc:v1:") and filed["data"]["description"].startswith("enc:v1:")
+    assert responded["data"]["message"].startswith("enc:v1:")
+    assert filed["data"]["priority"] == "normal" and filed["actor"] == {"id": "tester", "role": "agent"}
+    assert call(crm, "auditor", "verify_log")["ok"] is True
+
+
+def test_list_filters_pages_and_puts_the_newest_first(crm):
+    first, second = register(crm), register(crm, phone="13900000001")
+    ids = [file(crm, first)["complaint_id"], file(crm, second, category="billing")["complaint_id"],
+           file(crm, first, urgency="critical")["complaint_id"]]
+    call(crm, "supervisor", "assign", ids[0], "agent-wang")
+    listed_as(crm, ids[0], assignee="agent-wang")
+    wait_for(lambda: listed(crm)["total"] == 3, what="three complaints listed")
+    assert [item["complaint_id"] for item in listed(crm)["items"]] == list(reversed(ids))
+    assert [item["complaint_id"] for item in listed(crm, customer_id=first)["items"]] == [ids[2], ids[0]]
+    assert [item["complaint_id"] for item in listed(crm, category="billing")["items"]] == [ids[1]]
+    assert [item["complaint_id"] for item in listed(crm, priority="critical")["items"]] == [ids[2]]
+    assert [item["complaint_id"] for item in listed(crm, assignee="agent-wang")["items"]] == [ids[0]]
+    assert listed(crm, status="assigned")["total"] == 1 and listed(crm, breached=True)["total"] == 0
+    page = listed(crm, page=2, page_size=2)
+    assert [item["complaint_id"] for item in page["items"]] == [ids[0]] and page["total"] == 3
+
+
+# -- customers known from the complaints service's own projection -------------------------
+
+def test_filing_for_an_unknown_or_erased_customer_is_refused(crm):
+    head = call(crm, "admin", "health")["log_position"]
+    unknown = remote_error(crm, "agent", "file", "no-such-customer", **LEAK)
+    assert unknown.exc_type == "NotFound" and "no-such-customer" in unknown.value
+    customer_id = register(crm)
+    call(crm, "admin", "erase", customer_id, "customer asked", service="customers")
+    knows_all_customers(crm)  # until then a filing may still race the erasure (eventual consistency)
+    erased = remote_error(crm, "agent", "file", customer_id, **LEAK)
+    assert erased.exc_type == "Conflict" and "erased" in erased.value
+    assert call(crm, "admin", "health")["log_position"] == head
+
+
+def test_a_customer_registered_a_moment_ago_can_be_filed_for_at_once(crm):
+    for number in range(3):
+        assert file(crm, register(crm, phone=f"1370000000{number}"))["version"] == 1
+
+
+def test_erasure_drops_the_pii_of_the_customers_complaints(crm):
+    customer_id = register(crm)
+    complaint_id = file(crm, customer_id)["complaint_id"]
+    call(crm, "agent", "respond", complaint_id, "张伟先生您好")
+    other = file(crm, register(crm, phone="13911112222"))["complaint_id"]
+    listed_as(crm, complaint_id, summary=LEAK["summary"])
+    call(crm, "admin", "erase", customer_id, "PIPL art. 47", service="customers")
+    knows_all_customers(crm)
+    listed_as(crm, complaint_id, summary=None)
+    view = call(crm, "agent", "get", complaint_id)
+    assert view["summary"] is None and view["description"] is None
+    assert view["history"][1]["text"] is None and view["status"] == "in_progress"  # the record stays
+    assert listed_as(crm, other)["summary"] == LEAK["summary"]  # other customers keep theirs
+    error = remote_error(crm, "agent", "respond", complaint_id, "再次联系")
+    assert error.exc_type == "Conflict" and "destroyed" in error.value
+    assert call(crm, "auditor", "verify_log")["ok"] is True  # the log still verifies
+
+
+def test_rebuilt_projections_equal_the_live_ones_after_an_erasure(crm):
+    kept, erased = register(crm), register(crm, phone="13911112222")
+    complaint_id = file(crm, kept)["complaint_id"]
+    call(crm, "agent", "resolve", complaint_id, "已处理")
+    gone = file(crm, erased)["complaint_id"]
+    call(crm, "admin", "erase", erased, "PIPL art. 47", service="customers")
+    knows_all_customers(crm)
+    listed_as(crm, gone, summary=None)
+    listed_as(crm, complaint_id, status="resolved")
+    rebuilt = call(crm, "admin", "rebuild_projections")
+    assert {r["projection"] for r in rebuilt} == {"complaints.list", "complaints.customers"}
+    assert all(r["equal"] and not r["repaired"] for r in rebuilt), rebuilt
+    assert file(crm, kept)["version"] == 1  # still known
+    assert remote_error(crm, "agent", "file", erased, **LEAK).exc_type == "Conflict"  # still erased
+
+
+# -- SLA --------------------------------------------------------------------------------------
+
+def test_sla_warning_then_one_breach_per_target_escalates_once(crm):
+    complaint_id = file(crm, register(crm))["complaint_id"]
+    due = call(crm, "agent", "get", complaint_id)["first_reply_due"]
+    warned = call(crm, "admin", "run_sla_check", later(due, minutes=-1))
+    assert warned["recorded"] == {"ComplaintSlaWarning": 1}
+    for _run in range(2):
+        call(crm, "admin", "run_sla_check", later(due, minutes=1))
+    sla_events = [e for e in events(crm, complaint_id) if e["type"] != "ComplaintFiled"]
+    assert [e["type"] for e in sla_events] == ["ComplaintSlaWarning", "ComplaintSlaBreached", "ComplaintEscalated"]
+    breach, escalation = sla_events[1:]
+    assert breach["data"]["target"] == "first_reply" and breach["data"]["due"] == breach["data"]["due"]
+    assert escalation["data"]["trigger"] == "sla_breach" and "first_reply" in escalation["data"]["reason"]
+    view = call(crm, "agent", "get", complaint_id)
+    assert view["escalation_level"] == 1 and [b["target"] for b in view["breaches"]] == ["first_reply"]
+    listed_as(crm, complaint_id, breached=True, escalation_level=1)
+    assert call(crm, "supervisor", "stats")["sla_compliance_pct"] == 0.0
+    assert remote_error(crm, "supervisor", "run_sla_check").exc_type == "Forbidden"
+
+
+def test_an_unconfirmed_resolution_is_reminded_then_closes_itself(crm):
+    complaint_id = file(crm, register(crm))["complaint_id"]
+    call(crm, "agent", "resolve", complaint_id, "已退款")
+    assert call(crm, "admin", "run_sla_check", now_iso(days=1))["recorded"] == {}
+    assert call(crm, "admin", "run_sla_check", now_iso(days=2, hours=1))["recorded"] == \
+        {"ComplaintConfirmationReminded": 1}
+    assert call(crm, "admin", "run_sla_check", now_iso(days=2, hours=2))["recorded"] == {}
+    assert call(crm, "admin", "run_sla_check", now_iso(days=3, hours=2))["recorded"] == {"ComplaintClosed": 1}
+    view = call(crm, "agent", "get", complaint_id)
+    assert view["status"] == "closed" and "not confirmed within 3 days" in view["close_reason"]
+    listed_as(crm, complaint_id, status="closed")
+
+
+# -- reopen and closed is final ---------------------------------------------------------------
+
+def test_reopen_score_once_and_a_closed_complaint_links_to_a_new_one(crm):
+    customer_id = register(crm)
+    complaint_id = file(crm, customer_id)["complaint_id"]
+    call(crm, "agent", "resolve", complaint_id, "已更换零件")
+    assert call(crm, "agent", "confirm", complaint_id, False, 2)["status"] == "reopened"
+    call(crm, "agent", "resolve", complaint_id, "已整机更换")
+    again = remote_error(crm, "agent", "confirm", complaint_id, True, 4)
+    assert again.exc_type == "Conflict" and "asked at its first confirmation" in again.value
+    assert call(crm, "agent", "reopen", complaint_id, "客户来电说仍有噪音")["status"] == "reopened"
+    call(crm, "agent", "resolve", complaint_id, "已调整减震")
+    assert call(crm, "agent", "confirm", complaint_id, satisfied=True)["status"] == "closed"
+    final = remote_error(crm, "agent", "reopen", complaint_id, "又坏了")
+    assert final.exc_type == "Conflict" and f"related_complaint_id={complaint_id}" in final.value
+    illegal = remote_error(crm, "agent", "resolve", complaint_id, "again")
+    assert illegal.exc_type == "Conflict" and "closed" in illegal.value
+    linked = file(crm, customer_id, related_complaint_id=complaint_id)
+    assert call(crm, "agent", "get", linked["complaint_id"])["related_complaint_id"] == complaint_id
+    stranger = register(crm, phone="13700001111")
+    wrong = remote_error(crm, "agent", "file", stranger, **LEAK, related_complaint_id=complaint_id)
+    assert wrong.exc_type == "ValidationError" and "related_complaint_id" in wrong.value
+    view = call(crm, "agent", "get", complaint_id)
+    assert view["reopen_count"] == 2 and view["score"] == 2
+    listed_as(crm, complaint_id, status="closed", reopen_count=2)
+    assert call(crm, "supervisor", "stats")["reopen_rate_pct"] == 100.0
+
+
+def test_confirming_an_open_complaint_names_the_state_and_the_allowed_actions(crm):
+    complaint_id = file(crm, register(crm))["complaint_id"]
+    error = remote_error(crm, "agent", "confirm", complaint_id, True, 5)
+    assert error.exc_type == "Conflict" and "it is open" in error.value and "resolve" in error.value
+
+
+# -- concurrency and repeats -------------------------------------------------------------------
+
+def test_stale_expected_version_conflicts_and_a_repeated_command_id_appends_nothing(crm):
+    complaint_id = file(crm, register(crm))["complaint_id"]
+    call(crm, "supervisor", "assign", complaint_id, "agent-li", expected_version=1)
+    stale = remote_error(crm, "supervisor", "assign", complaint_id, "agent-zhao", expected_version=1)
+    assert stale.exc_type == "Conflict" and "version 2" in stale.value
+    command_id = str(uuid.uuid4())
+    first = call(crm, "agent", "respond", complaint_id, "您好", command_id=command_id)
+    head = call(crm, "admin", "health")["log_position"]
+    assert call(crm, "agent", "respond", complaint_id, "您好", command_id=command_id) == first
+    assert call(crm, "admin", "health")["log_position"] == head
+    filed_id = str(uuid.uuid4())
+    customer_id = register(crm, phone="13600000000")
+    assert file(crm, customer_id, command_id=filed_id) == file(crm, customer_id, command_id=filed_id)
+
+
+# -- bad input and roles -----------------------------------------------------------------------
+
+BAD_FILINGS = [
+    ({"channel": "fax"}, "channel"),
+    ({"urgency": "urgent"}, "urgency"),
+    ({"category": "refund"}, "category"),
+    ({"summary": ""}, "summary"),
+    ({"summary": "x" * 201}, "summary"),
+    ({"description": None}, "description"),
+    ({"favourite_colour": "blue"}, "favourite_colour"),
+]
+
+
+def test_bad_filing_input_is_a_validation_error_naming_the_field_and_writes_nothing(crm):
+    customer_id = register(crm)
+    head = call(crm, "admin", "health")["log_position"]
+    for changes, field in BAD_FILINGS:
+        error = remote_error(crm, "agent", "file", customer_id, **{**LEAK, **changes})
+        assert error.exc_type == "ValidationError" and field in error.value, (changes, error.value)
+    missing = remote_error(crm, "agent", "file", customer_id, channel="phone")
+    assert missing.exc_type == "ValidationError" and "summary" in missing.value and "urgency" in missing.value
+    assert call(crm, "admin", "health")["log_position"] == head
+
+
+def test_bad_command_input_is_refused_field_by_field(crm):
+    complaint_id = file(crm, register(crm))["complaint_id"]
+    call(crm, "agent", "resolve", complaint_id, "已处理")
+    head = call(crm, "admin", "health")["log_position"]
+    for method, args, kwargs, field in [
+        ("confirm", (complaint_id, True, 6), {}, "score"),
+        ("confirm", (complaint_id, "maybe"), {}, "satisfied"),
+        ("reopen", (complaint_id,), {}, "reason"),
+        ("respond", ("bad id!", "hi"), {}, "complaint_id"),
+        ("list", (), {"status": "lost"}, "status"),
+        ("stats", (), {"since": "yesterday"}, "since"),
+        ("assign", (complaint_id, "a"), {"expected_version": "2"}, "expected_version"),
+    ]:
+        role = "supervisor" if method == "assign" else "agent"
+        error = remote_error(crm, role, method, *args, **kwargs)
+        assert error.exc_type == "ValidationError" and field in error.value, (method, error.value)
+    assert remote_error(crm, "agent", "get", "no-such-complaint").exc_type == "NotFound"
+    assert call(crm, "admin", "health")["log_position"] == head
+
+
+def test_roles_auditors_read_without_texts_and_agents_do_not_assign(crm):
+    complaint_id = file(crm, register(crm))["complaint_id"]
+    for method, args in [("file", (register(crm, phone="13500000000"),)), ("respond", (complaint_id, "hi")),
+                         ("escalate", (complaint_id, "why")), ("resolve", (complaint_id, "done"))]:
+        kwargs = LEAK if method == "file" else {}
+        assert remote_error(crm, "auditor", method, *args, **kwargs).exc_type == "Forbidden"
+    assert remote_error(crm, "operator", "get", complaint_id).exc_type == "Forbidden"
+    for method, args in [("assign", (complaint_id, "agent-li")), ("classify", (complaint_id, "billing", "high"))]:
+        assert remote_error(crm, "agent", method, *args).exc_type == "Forbidden"
+    view = call(crm, "auditor", "get", complaint_id)
+    assert view["status"] == "open" and view["summary"] is None and view["texts_shown"] is False
+    assert listed_as(crm, complaint_id)["summary"] == LEAK["summary"]
+    assert call(crm, "auditor", "list")["items"][0]["summary"] is None
+    assert call(crm, "auditor", "stats")["total"] == 1
+    assert remote_error(crm, None, "list").exc_type == "Unauthenticated"
+
+
+def test_every_rpc_method_declares_its_roles():
+    methods = [name for name in dir(ComplaintsService)
+               if hasattr(getattr(ComplaintsService, name), "nameko_entrypoints")]
+    rpc_methods = {"file", "classify", "assign", "respond", "request_info", "customer_replied", "escalate",
+                   "resolve", "confirm", "reopen", "get", "list", "stats", "run_sla_check", "events_since",
+                   "health", "verify_log"}
+    assert rpc_methods <= set(methods)
+    for name in rpc_methods:
+        assert getattr(getattr(ComplaintsService, name), "allowed_roles", None), f"{name} declares no roles"
+
+
+# -- the timer: one replica acts, with an injected clock -----------------------------------------
+
+CLOCK: dict[str, datetime | None] = {"now": None}
+TICKS: list[tuple[int, bool]] = []
+
+
+def moved_clock() -> datetime:
+    return CLOCK["now"] or datetime.now(timezone.utc)
+
+
+class ClockedComplaints(ComplaintsService):
+    """The real service with a clock the test moves and a record of who acted on each tick."""
+
+    sla = ComplaintRules(clock=moved_clock)
+
+    @sla_timer(interval=0.1)
+    def sla_tick(self):
+        holds = self.sla.lease(self.log.store.engine).acquire()
+        TICKS.append((id(self.sla), holds))
+        if holds:
+            super().sla_tick()
+
+
+def test_two_replicas_timer_acts_once_and_breaches_once(config):
+    CLOCK["now"], TICKS[:] = None, []
+    config = {**config, "COMPLAINTS": {"sla_timer_seconds": 0.1}}
+    with running(CustomersService, config), running(ClockedComplaints, config), \
+            running(ClockedComplaints, config):
+        complaint_id = file(config, register(config))["complaint_id"]
+        due = call(config, "agent", "get", complaint_id)["first_reply_due"]
+        CLOCK["now"] = datetime.fromisoformat(due) + timedelta(minutes=1)
+
+        def breached_and_ticked_on_both():
+            breaches = [e for e in events(config, complaint_id) if e["type"] == "ComplaintSlaBreached"]
+            return breaches and len({replica for replica, _ in TICKS}) == 2 and len(TICKS) > 20 and breaches
+
+        wait_for(breached_and_ticked_on_both, timeout=20, what="a breach and ticks on both replicas")
+        count = len(TICKS)
+        wait_for(lambda: len(TICKS) > count + 10, what="more ticks after the breach")
+        recorded = [e for e in events(config, complaint_id) if e["type"] != "ComplaintFiled"]
+        CLOCK["now"] = None
+    assert [e["type"] for e in recorded] == ["ComplaintSlaBreached", "ComplaintEscalated"]
+    assert {e["actor"]["id"] for e in recorded} == {"sla-timer"}
+    assert len({replica for replica, acted in TICKS if acted}) == 1  # only the lease holder acted
+

@@ -1,0 +1,441 @@
+"""The event store's contract, one suite for every backend.
+
+``EventStoreContract`` holds the tests; ``TestSqliteEventStore`` and
+``TestPostgresEventStore`` say only how to reach their database and how to
+get past its append-only guard, in the manner of eventsourcing's
+``ApplicationRecorderTestCase``. Both must pass the very same tests.
+
+"Threads" here are the threads of a nameko process: the root conftest
+monkey-patches eventlet, so they are greenthreads, and on PostgreSQL the
+cooperative driver lets them interleave inside appends. Separate processes
+(spawned, each with its own ``EventStore``) are the truly parallel writers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import re
+import threading
+import time
+import uuid
+from collections import defaultdict
+from typing import Iterator
+
+import pytest
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+import shared.eventstore.store as store_module
+from shared.canonical import GENESIS_HASH, canonical_json, sha256_hex
+from shared.errors import Conflict
+from shared.eventstore.envelope import CommandContext, Envelope, NewEvent
+from shared.eventstore.store import Appended, EventStore
+from shared.eventstore.tables import events
+from shared.eventstore.upcasting import Upcasters
+
+SERVICE = "customers"
+CONTEXT = CommandContext("agent-7", "agent", correlation_id="request-1", causation_id="call-1")
+WRITERS = 4
+COMMANDS_PER_WRITER = 25
+EVENTS_PER_COMMAND = 3
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+DEADLINE_SECONDS = 120
+
+
+def registered(name: str = "张伟", **extra) -> NewEvent:
+    return NewEvent("CustomerRegistered", {"name": name, "tags": ["vip", 'quote"d'], **extra})
+
+
+def expected_hash(envelope: Envelope) -> str:
+    """What DESIGN.md says the hash is: SHA-256 of the canonical JSON of the envelope without ``hash``."""
+    return sha256_hex(canonical_json({k: v for k, v in envelope.to_dict().items() if k != "hash"}))
+
+
+# -- concurrent writers (module level: spawned processes import them by name) ------------
+
+def append_commands(store: EventStore, writer: str, commands: int) -> None:
+    """``commands`` commands of ``EVENTS_PER_COMMAND`` events: new streams, and every fifth on a shared one.
+
+    Each command's correlation id names it, so the log can be grouped by command afterwards.
+    """
+    for number in range(commands):
+        context = CommandContext(writer, "agent", correlation_id=f"{writer}/{number}")
+        batch = [registered(f"{writer}-{number}-{index}") for index in range(EVENTS_PER_COMMAND)]
+        if number % 5 == 4:
+            store.append("customer-shared", batch, None, context)
+        else:
+            store.append(f"customer-{writer}-{number}", batch, 0, context, command_id=f"{writer}/{number}")
+
+
+def write_in_process(url: str, writer: str, commands: int, ready) -> None:
+    """Body of one spawned writer process: its own store on the shared database.
+
+    The writers start together (``ready`` is a barrier): spawning takes long
+    enough that otherwise each would be done before the next began.
+    """
+    store = EventStore.open(url, SERVICE)
+    try:
+        ready.wait(DEADLINE_SECONDS)
+        append_commands(store, writer, commands)
+    finally:
+        store.close()
+
+
+def follow(store: EventStore, writers_done) -> int:
+    """Poll the log like a relay until the writers are done; fail if a position ever shows up late.
+
+    Each page must continue exactly where the last one ended: a position
+    missing from a page and appearing later would be a new event below one
+    the reader had already seen.
+    """
+    seen, deadline = 0, time.monotonic() + DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        done = writers_done()  # before reading, so the last read sees every commit
+        positions = [envelope.position for envelope in store.read_since(seen, 50)]
+        assert positions == list(range(seen + 1, seen + 1 + len(positions))), \
+            f"having seen up to {seen}, the reader got {positions[:10]}"
+        seen += len(positions)
+        if done and not positions:
+            return seen
+        time.sleep(0.001)  # lets greenthread writers in; real processes run anyway
+    raise AssertionError(f"writers did not finish within {DEADLINE_SECONDS}s")
+
+
+def assert_well_formed_log(store: EventStore, total: int) -> None:
+    """Gap-free positions, contiguous commands, gap-free streams, commit-ordered time, a valid chain."""
+    log = list(store.iter_since(0))
+    assert [envelope.position for envelope in log] == list(range(1, total + 1))
+    commands: dict[str, list[Envelope]] = defaultdict(list)
+    streams: dict[str, list[int]] = defaultdict(list)
+    for envelope in log:
+        commands[envelope.correlation_id].append(envelope)
+        streams[envelope.stream_id].append(envelope.stream_version)
+    for command, appended in commands.items():
+        first = appended[0]
+        assert [e.position for e in appended] == list(range(first.position, first.position + len(appended))), \
+            f"events of command {command} are interleaved with others"
+        assert [e.stream_version for e in appended] == list(range(first.stream_version,
+                                                                  first.stream_version + len(appended)))
+    for stream, versions in streams.items():
+        assert versions == list(range(1, len(versions) + 1)), f"stream {stream} has gaps: {versions}"
+    # A writer seals position N + 1 only after N has committed, so time follows positions.
+    recorded = [envelope.recorded_at for envelope in log]
+    assert recorded == sorted(recorded)
+    assert store.verify().to_dict() == {"ok": True, "checked": total, "first_bad_position": None, "reason": None}
+
+
+class EventStoreContract:
+    """The tests; a subclass provides ``url`` and the two backend hooks below."""
+
+    guarded_statements: tuple[str, ...] = ("UPDATE events SET data = '{}'", "DELETE FROM events")
+
+    @contextlib.contextmanager
+    def tampering(self, store: EventStore) -> Iterator[Connection]:
+        """A transaction in which the append-only guard is off."""
+        raise NotImplementedError
+
+    @pytest.fixture
+    def url(self) -> str:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def store(self, url) -> Iterator[EventStore]:
+        store = EventStore.open(url, SERVICE)
+        yield store
+        store.close()
+
+    # -- appending and reading back -----------------------------------------------------
+
+    def test_append_and_read_back_every_envelope_field(self, store):
+        occurred = "2026-02-17T01:02:03.000004Z"
+        appended = store.append("customer-1", [registered(), NewEvent("ConsentGiven", {"purpose": "callbacks"},
+                                                                      schema_version=2, occurred_at=occurred)],
+                                0, CONTEXT)
+
+        assert isinstance(appended, Appended) and (appended.stream_id, appended.version) == ("customer-1", 2)
+        first, second = appended.envelopes
+        for envelope, position, event_type, version, data in (
+                (first, 1, "CustomerRegistered", 1, {"name": "张伟", "tags": ["vip", 'quote"d']}),
+                (second, 2, "ConsentGiven", 2, {"purpose": "callbacks"})):
+            assert uuid.UUID(envelope.event_id).version == 4
+            assert (envelope.type, envelope.schema_version, envelope.data) == (event_type, version, data)
+            assert (envelope.service, envelope.stream_id) == (SERVICE, "customer-1")
+            assert (envelope.stream_version, envelope.position) == (position, position)
+            assert envelope.actor == {"id": "agent-7", "role": "agent"}
+            assert (envelope.correlation_id, envelope.causation_id) == ("request-1", "call-1")
+            assert ISO_UTC.match(envelope.recorded_at)
+            assert envelope.hash == expected_hash(envelope)
+        assert first.occurred_at == first.recorded_at and second.occurred_at == occurred
+        assert (first.prev_hash, second.prev_hash) == (GENESIS_HASH, first.hash)
+        assert first.event_id != second.event_id
+
+        assert store.read_stream("customer-1") == appended.envelopes
+        assert store.read_since(0) == appended.envelopes
+        assert store.read_since(1) == [second]
+        assert list(store.iter_since(0)) == appended.envelopes
+        assert (store.head_position(), store.stream_version("customer-1")) == (2, 2)
+
+    def test_an_empty_store(self, store):
+        assert (store.head_position(), store.stream_version("nobody")) == (0, 0)
+        assert store.read_stream("nobody") == [] and store.read_since(0) == [] and list(store.iter_since()) == []
+        assert store.verify().to_dict() == {"ok": True, "checked": 0, "first_bad_position": None, "reason": None}
+
+    def test_a_command_must_append_something(self, store):
+        with pytest.raises(ValueError):
+            store.append("customer-1", [], 0, CONTEXT)
+
+    def test_expected_version_none_appends_after_whatever_is_there(self, store):
+        store.append("customer-1", [registered()], 0, CONTEXT)
+        appended = store.append("customer-1", [registered("李娜"), registered("王芳")], None, CONTEXT)
+        assert [e.stream_version for e in appended.envelopes] == [2, 3] and appended.version == 3
+
+    def test_stale_expected_version_conflicts_and_writes_nothing(self, store):
+        store.append("customer-1", [registered()], 0, CONTEXT)
+        store.append("customer-1", [registered("李娜")], 1, CONTEXT)
+        before = store.read_since(0)
+
+        for stale in (0, 1):
+            with pytest.raises(Conflict, match="customer-1"):
+                store.append("customer-1", [registered("lost update")], stale, CONTEXT, command_id=f"late-{stale}")
+        # Ahead of the stream: would leave a gap in its versions (one event or several, with an id or not).
+        for ahead in ([registered("from the future")], [registered("from"), registered("the future")]):
+            for command_id in (None, "ahead"):
+                with pytest.raises(Conflict):
+                    store.append("customer-1", ahead, 5, CONTEXT, command_id=command_id)
+        with pytest.raises(Conflict):
+            store.append("customer-2", [registered()], 1, CONTEXT)
+
+        assert store.read_since(0) == before
+        assert all(store.command_result(command_id) is None for command_id in ("late-0", "late-1", "ahead"))
+        assert store.verify().ok
+        assert store.append("customer-1", [registered("retried")], 2, CONTEXT).version == 3
+
+    def test_a_repeated_command_id_appends_nothing_and_returns_the_first_result(self, store):
+        first = store.append("customer-1", [registered()], 0, CONTEXT, command_id="register-1",
+                             result=lambda appended: {"customer_id": "1", "version": appended.version,
+                                                      "position": appended.envelopes[-1].position})
+        assert first == {"customer_id": "1", "version": 1, "position": 1}
+        store.append("customer-2", [registered("李娜")], 0, CONTEXT)
+
+        # The same command again, however it is phrased: same version, no version, another result.
+        for expected_version in (0, None):
+            again = store.append("customer-1", [registered()], expected_version, CONTEXT, command_id="register-1",
+                                 result=lambda appended: {"customer_id": "other"})
+            assert again == first
+        assert store.head_position() == 2 and store.stream_version("customer-1") == 1
+        assert store.command_result("register-1") == first
+        # Without ``result`` the stored result names the stream and its version.
+        assert store.append("customer-3", [registered()], 0, CONTEXT, command_id="register-3") == \
+            {"stream_id": "customer-3", "version": 1}
+
+    def test_listeners_hear_of_each_commit_and_cannot_break_it(self, store, caplog):
+        heard = []
+        store.on_append(heard.append)
+        store.on_append(lambda envelopes: 1 / 0)
+        with caplog.at_level(logging.ERROR):
+            appended = store.append("customer-1", [registered(), registered("李娜")], 0, CONTEXT)
+        assert heard == [appended.envelopes]
+        assert "listener" in caplog.text and store.head_position() == 2
+
+    def test_reads_page_through_a_log_longer_than_a_page(self, store, monkeypatch):
+        monkeypatch.setattr(store_module, "READ_PAGE", 4)
+        for number in range(5):
+            store.append(f"customer-{number}", [registered()] * 3, 0, CONTEXT)
+        assert [e.position for e in store.iter_since(0)] == list(range(1, 16))
+        assert [e.position for e in store.iter_since(13)] == [14, 15]
+        assert [e.position for e in store.read_since(2, limit=3)] == [3, 4, 5]
+        assert store.verify().checked == 15
+        assert store.verify(3, 10).to_dict() == {"ok": True, "checked": 8, "first_bad_position": None,
+                                                 "reason": None}
+        assert store.verify(from_position=15).checked == 1
+
+    def test_stores_sharing_a_database_continue_each_other(self, store, url):
+        other = EventStore.open(url, SERVICE)
+        try:
+            for number in range(6):
+                writer = (store, other)[number % 2]
+                writer.append(f"customer-{number}", [registered()] * 2, 0,
+                              CommandContext("agent-7", "agent", correlation_id=f"register-{number}"))
+                writer.append("customer-shared", [registered()], None,
+                              CommandContext("agent-7", "agent", correlation_id=f"share-{number}"))
+            with pytest.raises(Conflict):  # each store's view of a stream is read afresh
+                other.append("customer-shared", [registered()], 1, CONTEXT)
+        finally:
+            other.close()
+        assert_well_formed_log(store, 18)
+
+    def test_disposing_the_engine_releases_the_writer_which_reconnects(self, store):
+        store.append("customer-1", [registered()], 0, CONTEXT)
+        store.engine.dispose()
+        store.append("customer-1", [registered()], 1, CONTEXT)
+        assert store.head_position() == 2 and store.verify().ok
+
+    # -- concurrency ----------------------------------------------------------------------
+
+    @pytest.mark.parametrize("one_store_each", [False, True], ids=["shared-store", "store-per-thread"])
+    def test_concurrent_threads_keep_positions_gap_free_and_commands_contiguous(self, store, url, one_store_each):
+        stores = [EventStore.open(url, SERVICE) if one_store_each else store for _ in range(WRITERS)]
+        failures: list[BaseException] = []
+
+        def write(writer: int) -> None:
+            try:
+                append_commands(stores[writer], f"thread{writer}", COMMANDS_PER_WRITER)
+            except BaseException as error:  # reported by the main thread
+                failures.append(error)
+
+        threads = [threading.Thread(target=write, args=(writer,)) for writer in range(WRITERS)]
+        try:
+            for thread in threads:
+                thread.start()
+            seen = follow(store, lambda: not any(thread.is_alive() for thread in threads))
+        finally:
+            for thread in threads:
+                thread.join(DEADLINE_SECONDS)
+            for each in stores:
+                if each is not store:
+                    each.close()
+        assert not failures, failures
+        total = WRITERS * COMMANDS_PER_WRITER * EVENTS_PER_COMMAND
+        assert seen == total
+        assert_well_formed_log(store, total)
+
+    def test_concurrent_processes_keep_positions_gap_free_and_commit_ordered(self, store, url):
+        spawn = multiprocessing.get_context("spawn")
+        ready = spawn.Barrier(WRITERS)
+        processes = [spawn.Process(target=write_in_process,
+                                   args=(url, f"process{writer}", COMMANDS_PER_WRITER, ready))
+                     for writer in range(WRITERS)]
+        try:
+            for process in processes:
+                process.start()
+            seen = follow(store, lambda: not any(process.is_alive() for process in processes))
+        finally:
+            for process in processes:
+                process.join(DEADLINE_SECONDS)
+                if process.is_alive():
+                    process.kill()
+        assert [process.exitcode for process in processes] == [0] * WRITERS
+        total = WRITERS * COMMANDS_PER_WRITER * EVENTS_PER_COMMAND
+        assert seen == total
+        assert_well_formed_log(store, total)
+
+    # -- the hash chain and the guard ------------------------------------------------------
+
+    def fill(self, store: EventStore, count: int = 6) -> None:
+        for number in range(count):
+            store.append(f"customer-{number}", [registered(f"customer {number}")], 0, CONTEXT)
+        assert store.verify().to_dict() == {"ok": True, "checked": count, "first_bad_position": None,
+                                            "reason": None}
+
+    def test_an_edited_event_is_found(self, store):
+        self.fill(store)
+        with self.tampering(store) as connection:
+            connection.execute(update(events).where(events.c.position == 3).values(data='{"name":"forged"}'))
+        assert store.verify().to_dict() == {"ok": False, "checked": 2, "first_bad_position": 3,
+                                            "reason": "hash does not match the event's content"}
+        assert store.verify(1, 2).ok
+
+    def test_an_edited_event_with_a_recomputed_hash_breaks_the_next_link(self, store):
+        self.fill(store)
+        forged = {**store.read_since(2, 1)[0].to_dict(), "data": {"name": "forged"}}
+        forged["hash"] = sha256_hex(canonical_json({k: v for k, v in forged.items() if k != "hash"}))
+        with self.tampering(store) as connection:
+            connection.execute(update(events).where(events.c.position == 3)
+                               .values(data=canonical_json(forged["data"]), hash=forged["hash"]))
+        assert store.verify().to_dict() == {"ok": False, "checked": 3, "first_bad_position": 4,
+                                            "reason": "prev_hash does not match the hash of the previous event"}
+
+    def test_a_deleted_event_is_found(self, store):
+        self.fill(store)
+        with self.tampering(store) as connection:
+            connection.execute(delete(events).where(events.c.position == 3))
+        assert store.verify().to_dict() == {"ok": False, "checked": 2, "first_bad_position": 3,
+                                            "reason": "position 3 is missing (next is 4)"}
+        assert store.verify(from_position=4).to_dict() == {"ok": False, "checked": 0, "first_bad_position": 3,
+                                                           "reason": "position 3 is missing"}
+
+    def test_reordered_events_are_found(self, store):
+        self.fill(store)
+        with self.tampering(store) as connection:
+            rows = dict(connection.execute(select(events.c.position, events.c.data)
+                                           .where(events.c.position.in_([4, 5]))).all())
+            connection.execute(update(events).where(events.c.position == 4).values(data=rows[5]))
+            connection.execute(update(events).where(events.c.position == 5).values(data=rows[4]))
+        assert store.verify().to_dict() == {"ok": False, "checked": 3, "first_bad_position": 4,
+                                            "reason": "hash does not match the event's content"}
+
+    def test_the_database_itself_refuses_to_change_events(self, store):
+        self.fill(store, 2)
+        before = store.read_since(0)
+        for statement in self.guarded_statements:
+            with store.engine.connect() as connection:
+                with pytest.raises(DBAPIError, match="append-only"):
+                    connection.exec_driver_sql(statement)
+                connection.rollback()
+        assert store.read_since(0) == before and store.verify().ok
+
+    # -- upcasting --------------------------------------------------------------------------
+
+    def test_old_schema_versions_are_upcast_on_read_and_still_verify(self, store, url):
+        store.append("customer-1", [NewEvent("CustomerRegistered", {"name": "张 伟"}, schema_version=1),
+                                    NewEvent("ConsentGiven", {"purpose": "callbacks"})], 0, CONTEXT)
+        upcasters = Upcasters()
+        upcasters.register("CustomerRegistered", 1, lambda data: {"full_name": data["name"]})
+        upcasters.register("CustomerRegistered", 2, lambda data: {**data, "tier": "general"})
+        reader = EventStore.open(url, SERVICE, upcasters)
+        try:
+            for envelopes in (reader.read_stream("customer-1"), reader.read_since(0), list(reader.iter_since(0))):
+                registered_event, consent = envelopes
+                assert registered_event.schema_version == 3
+                assert registered_event.data == {"full_name": "张 伟", "tier": "general"}
+                assert (consent.schema_version, consent.data) == (1, {"purpose": "callbacks"})
+            assert reader.verify().ok and reader.verify().checked == 2
+        finally:
+            reader.close()
+        assert store.read_stream("customer-1")[0].schema_version == 1  # the log keeps what was written
+
+
+class TestSqliteEventStore(EventStoreContract):
+    @pytest.fixture
+    def url(self, sqlite_url):
+        return sqlite_url
+
+    @contextlib.contextmanager
+    def tampering(self, store):
+        with store.engine.begin() as connection:
+            for trigger in ("events_refuse_update", "events_refuse_delete"):
+                connection.execute(text(f"DROP TRIGGER {trigger}"))
+            yield connection
+
+
+class TestPostgresEventStore(EventStoreContract):
+    guarded_statements = EventStoreContract.guarded_statements + ("TRUNCATE events",)
+
+    @pytest.fixture
+    def url(self, postgres_url):
+        return postgres_url
+
+    @contextlib.contextmanager
+    def tampering(self, store):
+        with store.engine.begin() as connection:
+            connection.execute(text("SET LOCAL session_replication_role = replica"))  # triggers off
+            yield connection
+
+    def test_a_writer_whose_connection_died_reconnects(self, store):
+        store.append("customer-1", [registered()], 0, CONTEXT)
+        others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        with store.engine.connect() as connection:
+            connection.execute(text(f"SELECT pg_terminate_backend(pid) {others}"))
+            connection.commit()
+            deadline = time.monotonic() + 10
+            while connection.execute(text(f"SELECT count(*) {others}")).scalar():
+                assert time.monotonic() < deadline, "the writer's backend did not go away"
+                connection.commit()  # statistics views are a snapshot per transaction
+                time.sleep(0.01)
+        with pytest.raises(DBAPIError):
+            store.append("customer-1", [registered()], 1, CONTEXT)
+        store.append("customer-1", [registered()], 1, CONTEXT)
+        assert store.head_position() == 2 and store.verify().ok
