@@ -204,3 +204,20 @@ def test_events_reach_a_plain_nameko_event_handler(customers):
                  what="CustomerRegistered delivered")
     [envelope] = [e for e in EventRecorder.received if e["data"]["customer_id"] == customer_id]
     assert envelope["service"] == "customers" and envelope["stream_version"] == 1 and len(envelope["hash"]) == 64
+
+
+def test_framework_free_pika_client_calls_and_subscribes(customers):
+    from contracts.client import CrmClient, RemoteError as ClientRemoteError
+    from tests.support import token
+
+    with CrmClient(customers["AMQP_URI"], token=token("agent", "pika-user")) as client:
+        subscription = client.subscribe("customers", ["CustomerRegistered"])
+        created = client.call("customers", "register", "王芳", "13911112222")
+        assert client.call("customers", "get", customer_id=created["customer_id"])["phone"] == "13911112222"
+        envelope = subscription.get(timeout=20)
+        assert envelope["type"] == "CustomerRegistered"
+        assert envelope["data"]["customer_id"] == created["customer_id"]
+        assert envelope["actor"] == {"id": "pika-user", "role": "agent"}
+        with pytest.raises(ClientRemoteError) as refused:
+            client.call("customers", "set_tier", created["customer_id"], "partner", "no rights")
+        assert refused.value.exc_type == "Forbidden"
