@@ -11,6 +11,7 @@ rebuilt from the logs and compared with the live one by checksum.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import hashlib
 import heapq
@@ -41,7 +42,7 @@ _ENVELOPE_FIELDS = tuple(field.name for field in dataclasses.fields(Envelope))
 FetchSince = Callable[[str, int, int], list[dict[str, Any]]]
 
 
-class Projection:
+class Projection(abc.ABC):
     """Base of every read model.
 
     Set ``name`` (``"customers.directory"``), ``upstreams`` (the services
@@ -56,9 +57,9 @@ class Projection:
     upstreams: ClassVar[tuple[str, ...]]
     metadata: ClassVar[MetaData]
 
+    @abc.abstractmethod
     def apply(self, connection: Connection, envelope: Envelope) -> None:
         """Apply one event with SQL on ``connection``; ignore types it does not care about."""
-        raise NotImplementedError
 
 
 class ProjectionGap(RuntimeError):
