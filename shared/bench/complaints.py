@@ -25,12 +25,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from nameko.standalone.rpc import ClusterRpcProxy
-
 from shared.auth import issue_token
-from shared.bench.rpc_figures import (CALL_TIMEOUT_S, CUSTOMERS, SETTLE_POLL_S, SETTLE_TIMEOUT_S, VISIBLE_TIMEOUT_S,
-                                      WARM_CALLS, Cluster, ServiceProcess, cluster_config, drive, percentile,
-                                      registration, start_service, stop_all, wait_ready)
+from shared.bench.rpc_figures import (CUSTOMERS, SETTLE_POLL_S, SETTLE_TIMEOUT_S, VISIBLE_TIMEOUT_S, WARM_CALLS,
+                                      Cluster, cluster_config, drive, percentile, registration, serving)
 from shared.bench.store_figures import BenchError, Phase
 from shared.bench.workload import QUICK, Sizes
 
@@ -144,29 +141,13 @@ def complaints_figures(amqp_uri: str, workdir: Path | None = None, sizes: Sizes 
     config, secret = cluster_config(amqp_uri, workdir / "data")
     config["COMPLAINTS"] = {"sla_timer_seconds": 3600}  # the sweep is not what is measured
     cluster = Cluster(config, issue_token(secret, TOKEN_ROLE, TOKEN_ACTOR, ttl_seconds=3600))
-    started: list[ServiceProcess] = []
-    try:
-        starting = phase("Complaints: start services", 1)
-        started.append(start_service(CUSTOMERS, config, workdir))
-        started.append(start_service(COMPLAINTS, config, workdir))
-        wait_ready(cluster, started)
-        starting(1)
-        with ClusterRpcProxy(cluster.config, context_data={"authorization": cluster.token},
-                             timeout=CALL_TIMEOUT_S) as proxy:
-            preparing = phase("Complaints: register customers", 1)
-            numbers = itertools.count(1)
-            customers = register_customers(proxy, THROUGHPUT_CUSTOMERS, numbers)
-            sampled = register_customers(proxy, sizes.latency_samples, numbers)
-            wait_directory(proxy)
-            preparing(1)
-            figures = throughput(proxy, sizes, customers, phase("Complaints: file and respond", 2 * sizes.rpc_rounds))
-            figures.update(latency(proxy, sampled, phase("Complaints: file → list()", sizes.latency_samples)))
-        for service in started:
-            service.check_alive()
-        return figures
-    except Exception:
-        for service in started:
-            service.check_alive()  # a service that died explains the failure better, with its log
-        raise
-    finally:
-        stop_all(started)
+    with serving(cluster, workdir, [(CUSTOMERS, config), (COMPLAINTS, config)], phase, "Complaints") as proxy:
+        preparing = phase("Complaints: register customers", 1)
+        numbers = itertools.count(1)
+        customers = register_customers(proxy, THROUGHPUT_CUSTOMERS, numbers)
+        sampled = register_customers(proxy, sizes.latency_samples, numbers)
+        wait_directory(proxy)
+        preparing(1)
+        figures = throughput(proxy, sizes, customers, phase("Complaints: file and respond", 2 * sizes.rpc_rounds))
+        figures.update(latency(proxy, sampled, phase("Complaints: file → list()", sizes.latency_samples)))
+    return figures

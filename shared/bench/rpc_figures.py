@@ -256,29 +256,41 @@ def percentile(values: list[float], rank: float) -> float:
     return ordered[max(math.ceil(rank / 100 * len(ordered)) - 1, 0)]
 
 
+@contextlib.contextmanager
+def serving(cluster: Cluster, workdir: Path, services: list[tuple[Any, dict[str, Any]]], phase: Phase,
+            title: str) -> Iterator[Any]:
+    """Start ``services`` (spec, config), yield a proxy with the cluster's token, stop them whatever happens.
+
+    A service that died explains a failure better than the failure itself,
+    so each is checked (with its log) before returning or re-raising.
+    """
+    started: list[ServiceProcess] = []
+    try:
+        starting = phase(f"{title}: start services", 1)
+        for spec, config in services:
+            started.append(start_service(spec, config, workdir))
+        wait_ready(cluster, started)
+        starting(1)
+        with ClusterRpcProxy(cluster.config, context_data={"authorization": cluster.token},
+                             timeout=CALL_TIMEOUT_S) as proxy:
+            yield proxy
+        for service in started:
+            service.check_alive()
+    except BaseException:
+        for service in started:
+            service.check_alive()
+        raise
+    finally:
+        stop_all(started)
+
+
 def rpc_figures(amqp_uri: str, workdir: Path, sizes: Sizes, phase: Phase) -> dict[str, Any]:
     """Start both services, measure, and stop them whatever happens (Ctrl-C included)."""
     config, secret = cluster_config(amqp_uri, workdir / "data")
     cluster = Cluster(config, issue_token(secret, TOKEN_ROLE, TOKEN_ACTOR, ttl_seconds=3600))
-    started: list[ServiceProcess] = []
-    try:
-        starting = phase("RPC: start services", 1)
-        started.append(start_service(CUSTOMERS, config, workdir))
-        started.append(start_service(NOOP, {"AMQP_URI": amqp_uri}, workdir))
-        wait_ready(cluster, started)
-        starting(1)
+    with serving(cluster, workdir, [(CUSTOMERS, config), (NOOP, {"AMQP_URI": amqp_uri})], phase, "RPC") as proxy:
         numbers = itertools.count(1)
-        with ClusterRpcProxy(cluster.config, context_data={"authorization": cluster.token},
-                             timeout=CALL_TIMEOUT_S) as proxy:
-            figures = throughput(proxy, sizes, numbers, phase("RPC: no-op vs register", 2 * sizes.rpc_rounds))
-            figures.update(latency(proxy, sizes.latency_samples, numbers,
-                                   phase("RPC: register → find()", sizes.latency_samples)))
-        for service in started:
-            service.check_alive()
-        return figures
-    except Exception:
-        for service in started:
-            service.check_alive()  # a service that died explains the failure better, with its log
-        raise
-    finally:
-        stop_all(started)
+        figures = throughput(proxy, sizes, numbers, phase("RPC: no-op vs register", 2 * sizes.rpc_rounds))
+        figures.update(latency(proxy, sizes.latency_samples, numbers,
+                               phase("RPC: register → find()", sizes.latency_samples)))
+    return figures
