@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -30,6 +29,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.registry import SERVICES
 from shared.auth import issue_token, verify_token
+from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
@@ -124,17 +124,16 @@ def crm_env(tmp_path: Path, broker_uri: str, **extra: str) -> dict[str, str]:
 
 def wait_until(condition: Callable[[], Any], seconds: float, what: str, crm_up: subprocess.Popen,
                log: Path) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail if crm up dies or time runs out."""
-    deadline = time.monotonic() + seconds
-    while True:
-        result = condition()
-        if result:
-            return result
+    """Wait for ``condition``; fail at once, with crm up's log, if crm up dies meanwhile."""
+    def alive_and_met() -> Any:
         if crm_up.poll() is not None:
             pytest.fail(f"crm up exited with {crm_up.returncode} while waiting for {what}:\n{log.read_text()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"no {what} within {seconds}s; crm up said:\n{log.read_text()}")
-        time.sleep(0.2)  # poll interval, not a wait for the condition
+        return condition()
+
+    try:
+        return wait_for(alive_and_met, timeout=seconds, interval=0.2, what=what)
+    except AssertionError as timed_out:
+        pytest.fail(f"{timed_out}; crm up said:\n{log.read_text()}")
 
 
 def health_of(broker_uri: str, token: str, service: str) -> Any:

@@ -23,6 +23,7 @@ from sqlalchemy import text
 from shared.eventstore.engine import create_store_engine
 from shared.eventstore.envelope import CommandContext, NewEvent
 from shared.eventstore.store import EventStore
+from tests.support import wait_for
 
 
 @pytest.fixture
@@ -82,6 +83,14 @@ def test_the_measurement_notices_a_blocking_driver(engine):
     assert len(during) <= 2
 
 
+def database_is_sleeping(engine) -> bool:
+    """True once another session of this database is inside ``pg_sleep``."""
+    with engine.connect() as connection:
+        return bool(connection.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND query LIKE 'SELECT pg_sleep%'")).scalar())
+
+
 def test_two_queries_wait_at_the_same_time(engine):
     sleep_in_database(engine, 0)  # connect outside the measurement
     began = time.monotonic()
@@ -97,7 +106,8 @@ def test_the_store_appends_while_another_greenthread_waits_on_the_database(postg
     try:
         store.append("warm-up", [NewEvent("CustomerRegistered", {})], 0, CommandContext("agent-1", "agent"))
         query = eventlet.spawn(sleep_in_database, store.engine, 1.0)
-        eventlet.sleep(0.05)  # let the query start
+        wait_for(lambda: database_is_sleeping(store.engine), timeout=5, interval=0.005,
+                 what="the pg_sleep query to start")
         for number in range(20):
             store.append(f"customer-{number}", [NewEvent("CustomerRegistered", {"n": number})], 0,
                          CommandContext("agent-1", "agent"))

@@ -35,6 +35,7 @@ from shared.eventstore.envelope import CommandContext, Envelope, NewEvent
 from shared.eventstore.store import Appended, EventStore
 from shared.eventstore.tables import events
 from shared.eventstore.upcasting import Upcasters
+from tests.support import wait_for
 
 SERVICE = "customers"
 CONTEXT = CommandContext("agent-7", "agent", correlation_id="request-1", causation_id="call-1")
@@ -430,11 +431,12 @@ class TestPostgresEventStore(EventStoreContract):
         with store.engine.connect() as connection:
             connection.execute(text(f"SELECT pg_terminate_backend(pid) {others}"))
             connection.commit()
-            deadline = time.monotonic() + 10
-            while connection.execute(text(f"SELECT count(*) {others}")).scalar():
-                assert time.monotonic() < deadline, "the writer's backend did not go away"
+
+            def writer_gone() -> bool:
                 connection.commit()  # statistics views are a snapshot per transaction
-                time.sleep(0.01)
+                return not connection.execute(text(f"SELECT count(*) {others}")).scalar()
+
+            wait_for(writer_gone, timeout=10, what="the writer's backend to go away")
         with pytest.raises(DBAPIError):
             store.append("customer-1", [registered()], 1, CONTEXT)
         store.append("customer-1", [registered()], 1, CONTEXT)
