@@ -4,7 +4,9 @@ A projection applies each event and moves its tracking position
 ``(projection, upstream) -> position`` in the same transaction, so after a
 crash it is never ahead of or behind what it has applied. Redelivered events
 are recognised by position and skipped; a missing stretch is pulled from the
-producer before the next event is applied; an event that keeps failing is
+producer before the next event is applied; each event must carry the hash of
+the one applied before it as its ``prev_hash``, so events of a replaced log
+are refused rather than applied or skipped; an event that keeps failing is
 parked in the dead-letter queue so the stream goes on. Any projection can be
 rebuilt from the logs and compared with the live one by checksum.
 """
@@ -15,18 +17,19 @@ import abc
 import dataclasses
 import hashlib
 import heapq
+import itertools
 import logging
 import threading
 import weakref
 from collections import Counter
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
 
-from sqlalchemy import MetaData, String, Table, create_engine, delete, insert, select, update
+from sqlalchemy import MetaData, String, Table, create_engine, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
-from shared.canonical import canonical_json
+from shared.canonical import GENESIS_HASH, canonical_json
 from shared.dead_letters import DeadLetters, describe
 from shared.errors import Conflict
 from shared.eventstore.engine import write_transaction
@@ -64,6 +67,14 @@ class Projection(abc.ABC):
 
 class ProjectionGap(RuntimeError):
     """Events are missing before this one and the producer did not supply them."""
+
+
+class UpstreamForked(RuntimeError):
+    """An upstream event does not continue the chain already applied: its producer's log was replaced.
+
+    Nothing more of that upstream is applied until ``crm rebuild`` rebuilds
+    the projection from the log the producer holds now.
+    """
 
 
 class _ApplyFailed(Exception):
@@ -162,15 +173,19 @@ class ProjectionRunner:
         """Apply one event: ``"applied"``, ``"duplicate"`` or ``"dead_lettered"``.
 
         Raises ``ProjectionGap`` when earlier events are missing and
-        ``fetch_since`` cannot supply them; nothing is applied then.
+        ``fetch_since`` cannot supply them, and ``UpstreamForked`` when the
+        event does not chain onto the last one applied; nothing is applied then.
         """
         envelope = as_envelope(envelope)
         if upstream not in self.projection.upstreams:
             raise ValueError(f"{self.projection.name} follows {self.projection.upstreams}, not {upstream!r}")
         with self._lock:
             self._ensure_tracking(upstream)
-            last = self.position(upstream)
+            with self.engine.connect() as connection:
+                last, last_hash = self._tracking(connection, upstream)
             if envelope.position <= last:
+                if envelope.position == last and last_hash not in (None, envelope.hash):
+                    raise self._forked(upstream, envelope)
                 return "duplicate"
             if envelope.position > last + 1:
                 self._fill_gap(upstream, last, envelope.position)
@@ -197,14 +212,12 @@ class ProjectionRunner:
     def _apply_batch(self, upstream: str, batch: list[Envelope]) -> bool:
         """Apply a contiguous batch and move tracking over it in one transaction; False if nothing was applied."""
         first, last = batch[0].position, batch[-1].position
-        if last - first + 1 != len(batch):
+        if last - first + 1 != len(batch) or any(
+                later.prev_hash != earlier.hash for earlier, later in itertools.pairwise(batch)):
             return False
         try:
             with write_transaction(self.engine) as connection, connection.begin():
-                moved = connection.execute(update(projection_tracking).where(
-                    projection_tracking.c.projection == self.projection.name,
-                    projection_tracking.c.upstream == upstream,
-                    projection_tracking.c.position == first - 1).values(position=last))
+                moved = connection.execute(self._move_tracking(upstream, batch[0], batch[-1]))
                 if moved.rowcount != 1:
                     raise _ApplyFailed("batch is not next in line")
                 for envelope in batch:
@@ -254,7 +267,7 @@ class ProjectionRunner:
     def _apply_tracked(self, upstream: str, envelope: Envelope) -> str:
         """Advance tracking and apply in one transaction: both happen or neither."""
         with write_transaction(self.engine) as connection, connection.begin():
-            if not self._advance(connection, upstream, envelope.position):
+            if not self._advance(connection, upstream, envelope):
                 return "duplicate"
             try:
                 self.projection.apply(connection, envelope)
@@ -267,7 +280,7 @@ class ProjectionRunner:
         log.error("%s dead-lettered %s %s at position %d after %d attempts", self.projection.name, upstream,
                   envelope.type, envelope.position, self.max_attempts, exc_info=error)
         with write_transaction(self.engine) as connection, connection.begin():
-            if not self._advance(connection, upstream, envelope.position):
+            if not self._advance(connection, upstream, envelope):
                 return "duplicate"
             self.dead_letters.record(self.projection.name, upstream, envelope, describe(error),
                                      self.max_attempts, connection=connection)
@@ -275,24 +288,39 @@ class ProjectionRunner:
 
     # -- tracking -----------------------------------------------------------
 
-    def _advance(self, connection: Connection, upstream: str, position: int) -> bool:
-        """Move tracking from ``position - 1`` to ``position``; False if it is there already.
+    def _advance(self, connection: Connection, upstream: str, envelope: Envelope) -> bool:
+        """Move tracking onto ``envelope``; False if it is there already.
 
         The update is conditional and comes first in the transaction: a
         replica that loses the race waits on the row and then finds the
         position taken, before it has applied anything.
         """
-        moved = connection.execute(update(projection_tracking).where(
-            projection_tracking.c.projection == self.projection.name,
-            projection_tracking.c.upstream == upstream,
-            projection_tracking.c.position == position - 1).values(position=position))
-        if moved.rowcount == 1:
+        if connection.execute(self._move_tracking(upstream, envelope, envelope)).rowcount == 1:
             return True
-        current = self._position(connection, upstream) or 0
-        if current >= position:
+        current = self._tracking(connection, upstream).position
+        if current >= envelope.position:
             return False
+        if current == envelope.position - 1:
+            raise self._forked(upstream, envelope)
         raise ProjectionGap(f"{self.projection.name} is at {upstream} position {current}, "
-                            f"cannot apply {position}")
+                            f"cannot apply {envelope.position}")
+
+    def _move_tracking(self, upstream: str, first: Envelope, last: Envelope):
+        """UPDATE tracking onto ``last`` if it stands just before ``first`` and ``first`` chains onto it."""
+        tracking = projection_tracking.c
+        return update(projection_tracking).where(
+            tracking.projection == self.projection.name, tracking.upstream == upstream,
+            tracking.position == first.position - 1,
+            or_(tracking.hash == first.prev_hash, tracking.hash.is_(None)),
+        ).values(position=last.position, hash=last.hash)
+
+    def _forked(self, upstream: str, envelope: Envelope) -> UpstreamForked:
+        error = UpstreamForked(
+            f"{self.projection.name} has applied {upstream} events that the {upstream} event at position "
+            f"{envelope.position} ({envelope.event_id}) does not continue in the hash chain: the {upstream} "
+            "log was replaced; rebuild this projection (`crm rebuild`) from the log it holds now")
+        log.error("%s", error)
+        return error
 
     def _ensure_tracking(self, upstream: str) -> None:
         """Create the tracking row at 0, so ``_advance`` always has a row to move."""
@@ -302,15 +330,20 @@ class ProjectionRunner:
             with write_transaction(self.engine) as connection, connection.begin():
                 if self._position(connection, upstream) is None:
                     connection.execute(insert(projection_tracking).values(
-                        projection=self.projection.name, upstream=upstream, position=0))
+                        projection=self.projection.name, upstream=upstream, position=0, hash=GENESIS_HASH))
         except IntegrityError:
             pass  # another replica created it
         self._tracked.add(upstream)
 
     def _position(self, connection: Connection, upstream: str) -> int | None:
-        return connection.execute(select(projection_tracking.c.position).where(
+        tracked = self._tracking(connection, upstream)
+        return tracked.position if tracked is not None else None
+
+    def _tracking(self, connection: Connection, upstream: str) -> Any:
+        """The row (position, hash) of the last event of ``upstream`` applied; None before tracking starts."""
+        return connection.execute(select(projection_tracking.c.position, projection_tracking.c.hash).where(
             projection_tracking.c.projection == self.projection.name,
-            projection_tracking.c.upstream == upstream)).scalar()
+            projection_tracking.c.upstream == upstream)).first()
 
     def _positions(self, connection: Connection, for_update: bool = False) -> dict[str, int]:
         query = select(projection_tracking.c.upstream, projection_tracking.c.position).where(
@@ -339,7 +372,7 @@ class ProjectionRunner:
                     rebuilt_checksum = checksum(connection, self.projection.metadata)
                 equal = live_checksum == rebuilt_checksum
                 if not equal:
-                    self._replace_with(scratch, positions, replay.positions())
+                    self._replace_with(scratch, positions)
                     log.warning("%s differed from its rebuild and was repaired", self.projection.name)
             finally:
                 scratch.dispose()
@@ -369,7 +402,7 @@ class ProjectionRunner:
             with connection.begin():
                 return self._positions(connection), checksum(connection, self.projection.metadata)
 
-    def _replace_with(self, scratch: Engine, captured: dict[str, int], rebuilt: dict[str, int]) -> None:
+    def _replace_with(self, scratch: Engine, captured: dict[str, int]) -> None:
         """Copy the rebuilt rows and tracking over the live ones in one transaction."""
         tables = self.projection.metadata.sorted_tables
         with write_transaction(self.engine) as live, live.begin(), scratch.connect() as copy:
@@ -382,9 +415,9 @@ class ProjectionRunner:
                 for rows in copy.execute(select(table)).mappings().partitions(1000):
                     live.execute(insert(table), [dict(row) for row in rows])
             live.execute(delete(projection_tracking).where(projection_tracking.c.projection == self.projection.name))
-            live.execute(insert(projection_tracking), [
-                {"projection": self.projection.name, "upstream": upstream, "position": position}
-                for upstream, position in rebuilt.items()])
+            rebuilt = copy.execute(select(projection_tracking).where(
+                projection_tracking.c.projection == self.projection.name)).mappings()
+            live.execute(insert(projection_tracking), [dict(row) for row in rebuilt])
 
 
 def _batches(events: Iterable[Envelope], size: int) -> Iterator[list[Envelope]]:

@@ -52,6 +52,7 @@ projection_tracking = Table(
     Column("projection", String(100), primary_key=True),
     Column("upstream", String(32), primary_key=True),
     Column("position", BigInteger, nullable=False),
+    Column("hash", String(64)),  # of the event at ``position``; the next one's prev_hash must match
 )
 
 dead_letters = Table(

@@ -23,7 +23,7 @@ from shared.eventstore.engine import create_store_engine
 from shared.eventstore.envelope import CommandContext, Envelope, NewEvent
 from shared.eventstore.store import EventStore
 from shared.eventstore.tables import projection_tracking
-from shared.projections import Projection, ProjectionGap, ProjectionRunner, checksum
+from shared.projections import Projection, ProjectionGap, ProjectionRunner, UpstreamForked, checksum
 
 CONTEXT = CommandContext("agent-1", "agent")
 WAIT = 60  # seconds any greenthread pool may take before the test fails
@@ -214,6 +214,55 @@ def test_gap_without_a_producer_applies_nothing(engine, store):
         runner.handle("customers", events[2])
     assert runner.position("customers") == 1
     assert counts(engine) == {"c1": (1, "name 1")}
+
+
+@pytest.fixture
+def replaced_store(tmp_path):
+    """The producer's log after its database was recreated: same positions, other events."""
+    replaced = EventStore.open(f"sqlite:///{tmp_path}/replaced.db", "customers")
+    yield replaced
+    replaced.close()
+
+
+def test_event_of_a_replaced_log_is_refused_not_applied(engine, store, replaced_store):
+    runner = ProjectionRunner(engine, StreamCounts())
+    runner.catch_up("customers", [append(store, "c1", name=f"name {n}") for n in range(1, 3)])
+    impostors = [append(replaced_store, "c9", name=f"other {n}") for n in range(1, 4)]
+
+    with pytest.raises(UpstreamForked, match="customers event at position 3 .* does not continue"):
+        runner.handle("customers", impostors[2])
+    with pytest.raises(UpstreamForked, match="at position 2"):  # a redelivery of the last position that is not the same event
+        runner.handle("customers", impostors[1])
+    with pytest.raises(UpstreamForked):
+        runner.catch_up("customers", impostors[2:])
+
+    assert runner.position("customers") == 2
+    assert counts(engine) == {"c1": (2, "name 2")}
+    assert runner.handle("customers", impostors[0]) == "duplicate"  # older positions are only skipped
+
+
+def test_rebuild_from_the_replaced_log_follows_it_from_then_on(engine, store, replaced_store):
+    runner = ProjectionRunner(engine, StreamCounts())
+    runner.catch_up("customers", [append(store, "c1", name="Ann")])
+    impostors = [append(replaced_store, "c9", name=f"other {n}") for n in range(1, 3)]
+
+    report = runner.rebuild(lambda _upstream: replaced_store.iter_since(0))
+
+    assert report["repaired"] and counts(engine) == {"c9": (1, "other 1")}
+    assert runner.handle("customers", impostors[1]) == "applied"
+    assert counts(engine) == {"c9": (2, "other 2")}
+
+
+def test_tracking_from_before_hashes_were_kept_takes_the_next_event(engine, store):
+    runner = ProjectionRunner(engine, StreamCounts())
+    first, second = append(store, "c1", name="Ann"), append(store, "c1", name="Eve")
+    runner.handle("customers", first)
+    with engine.begin() as connection:  # as migration 0002 leaves a row tracked before it
+        connection.execute(update(projection_tracking).values(hash=None))
+
+    assert runner.handle("customers", second) == "applied"
+    with engine.connect() as connection:
+        assert connection.execute(select(projection_tracking.c.hash)).scalar_one() == second.hash
 
 
 def test_poison_event_is_dead_lettered_then_retried_once_fixed(engine, store):
