@@ -17,6 +17,7 @@ from datetime import date, datetime, timezone
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from contracts.customers import PiiAccessed
 from contracts.fields import command_id, identifier, text
 
 CATEGORIES = ("product_inquiry", "after_sales", "technical_support", "service_attitude", "billing", "other")
@@ -273,6 +274,12 @@ class ComplaintSlaBreached(_SlaTarget):
     pass
 
 
+class ComplaintTextsRead(PiiAccessed):
+    """``PiiAccessed`` in the complaints log: a complaint's texts were shown in clear to the event's actor."""
+
+    complaint_id = fields.String(required=True)
+
+
 EVENT_SCHEMAS: dict[str, type[Schema]] = {
     "ComplaintFiled": ComplaintFiled,
     "ComplaintClassified": ComplaintClassified,
@@ -288,6 +295,7 @@ EVENT_SCHEMAS: dict[str, type[Schema]] = {
     "ComplaintConfirmationReminded": ComplaintConfirmationReminded,
     "ComplaintSlaWarning": ComplaintSlaWarning,
     "ComplaintSlaBreached": ComplaintSlaBreached,
+    "PiiAccessed": ComplaintTextsRead,
 }
 
 RPC_SCHEMAS: dict[str, type[Schema]] = {

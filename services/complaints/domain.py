@@ -41,6 +41,11 @@ def stream_of(complaint_id: str) -> str:
     return f"complaint-{complaint_id}"
 
 
+def access_stream_of(complaint_id: str) -> str:
+    """Reads of a complaint's texts are logged beside it, so a read never moves the complaint's version."""
+    return f"pii-access-{complaint_id}"
+
+
 # -- time ---------------------------------------------------------------------------
 
 def iso(moment: datetime) -> str:
@@ -312,6 +317,12 @@ def decide_reopen(state: Complaint, reason: str, now: datetime,
     state.require("reopen")
     state.require_version(expected_version)
     return [_event("ComplaintReopened", state, now, reason=reason, reopen_count=state.reopen_count + 1)]
+
+
+def decide_text_access(state: Complaint, shown: list[str], method: str) -> list[NewEvent]:
+    """Record that ``method`` showed the texts named in ``shown`` in clear (for ``access_stream_of``)."""
+    return [NewEvent("PiiAccessed", {"customer_id": state.customer_id, "complaint_id": state.complaint_id,
+                                     "purpose": "complaint_handling", "fields": shown, "method": method})]
 
 
 def _escalation(state: Complaint, now: datetime, reason: str, trigger: str, target: str | None,

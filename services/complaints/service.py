@@ -133,13 +133,19 @@ class ComplaintsService(LogEndpoints):
     @rpc
     @allow(*READERS)
     def get(self, *args, **kwargs):
+        """The whole complaint; showing its texts in clear is recorded as ``PiiAccessed``."""
         complaint_id = load_call(contract.GetComplaint(), args, kwargs)["complaint_id"]
         envelopes = self.log.store.read_stream(domain.stream_of(complaint_id))
         complaint = domain.fold(complaint_id, envelopes)
         if complaint.status == "new":
             raise NotFound(f"no complaint {complaint_id}")
-        return views.complaint_view(self.log.keys, complaint, envelopes, self.sla.rules, self.sla.now(),
+        view = views.complaint_view(self.log.keys, complaint, envelopes, self.sla.rules, self.sla.now(),
                                     show_texts=self.principal.role in views.TEXT_READERS)
+        shown = views.texts_in(view)
+        if shown:
+            self.log.append(self.principal, domain.access_stream_of(complaint_id),
+                            domain.decide_text_access(complaint, shown, "get"), None)
+        return view
 
     @rpc
     @allow(*READERS)

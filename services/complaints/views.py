@@ -108,6 +108,14 @@ def complaint_view(keys: KeyRing, state: domain.Complaint, envelopes: list[Envel
     }
 
 
+def texts_in(view: dict[str, Any]) -> list[str]:
+    """The texts a complaint view shows in clear: what recording the read must name."""
+    shown = [name for name in ("summary", "description", "resolution") if view[name] is not None]
+    if any(entry.get("text") is not None for entry in view["history"]):
+        shown.append("messages")
+    return shown
+
+
 # -- lists ---------------------------------------------------------------------------
 
 LIST_COLUMNS = ("complaint_id", "customer_id", "status", "escalation_level", "priority", "category", "channel",

@@ -210,6 +210,28 @@ def test_erasure_drops_the_pii_of_the_customers_complaints(crm):
     assert call(crm, "auditor", "verify_log")["ok"] is True  # the log still verifies
 
 
+def test_showing_complaint_texts_is_recorded_and_moves_no_version(crm):
+    customer_id = register(crm)
+    complaint_id = file(crm, customer_id)["complaint_id"]
+    call(crm, "agent", "respond", complaint_id, "张伟先生您好")
+
+    def accesses():
+        return [(e["stream_id"], e["actor"]["role"], e["data"]) for e in events(crm) if e["type"] == "PiiAccessed"]
+
+    assert call(crm, "agent", "get", complaint_id)["version"] == 2
+    assert call(crm, "auditor", "get", complaint_id)["texts_shown"] is False  # nothing shown, nothing recorded
+    assert call(crm, "supervisor", "get", complaint_id)["version"] == 2      # a read never moves the complaint
+    recorded = {"customer_id": customer_id, "complaint_id": complaint_id, "purpose": "complaint_handling",
+                "fields": ["summary", "description", "messages"], "method": "get"}
+    assert accesses() == [(f"pii-access-{complaint_id}", "agent", recorded),
+                          (f"pii-access-{complaint_id}", "supervisor", recorded)]
+
+    call(crm, "admin", "erase", customer_id, "PIPL art. 47", service="customers")
+    knows_all_customers(crm)
+    assert call(crm, "agent", "get", complaint_id)["description"] is None
+    assert len(accesses()) == 2  # the texts are shredded: nothing left to show
+
+
 def test_rebuilt_projections_equal_the_live_ones_after_an_erasure(crm):
     kept, erased = register(crm), register(crm, phone="13911112222")
     complaint_id = file(crm, kept)["complaint_id"]

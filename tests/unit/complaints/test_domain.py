@@ -133,6 +133,8 @@ def test_every_decided_event_matches_its_contract():
     assert types >= {"ComplaintFiled", "ComplaintReopened", "ComplaintConfirmationReminded", "ComplaintClosed"}
     for envelope in story.envelopes:
         load(contract.EVENT_SCHEMAS[envelope.type](), envelope.data)
+    access, = domain.decide_text_access(story.state, ["summary", "description"], "get")
+    assert load(contract.EVENT_SCHEMAS[access.type](), access.data)["complaint_id"] == story.state.complaint_id
 
 
 # -- the state machine ----------------------------------------------------------------
