@@ -55,6 +55,10 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def iso_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else iso(moment)
+
+
 def parse(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
@@ -70,6 +74,7 @@ class Rules:
     auto_close_after: timedelta = timedelta(days=3)
     reminder_lead: timedelta = timedelta(days=1)
     max_escalation_level: int = 3
+    fingerprint: str = ""  # of the config they came from: the SLA schedule is only valid for the same rules
 
 
 # -- state -----------------------------------------------------------------------------
@@ -225,8 +230,8 @@ def decide_file(complaint_id: str, command: dict[str, Any], now: datetime, rules
                    channel=command["channel"], category=command["category"], urgency=command["urgency"],
                    priority=priority, summary=command["summary"], description=command["description"],
                    related_complaint_id=command.get("related_complaint_id"),
-                   first_reply_due=_iso_or_none(due["first_reply_due"]),
-                   resolution_due=_iso_or_none(due["resolution_due"]))]
+                   first_reply_due=iso_or_none(due["first_reply_due"]),
+                   resolution_due=iso_or_none(due["resolution_due"]))]
 
 
 def decide_classify(state: Complaint, category: str, priority: str, now: datetime,
@@ -364,9 +369,9 @@ def due_times(state: Complaint, rules: Rules) -> dict[str, str | None]:
     current = sla.deadlines(rules.policy, rules.calendar, parse(state.clock_started_at), state.priority,
                             first_replied_at=parse(state.first_replied_at),
                             last_reply_at=parse(state.reply_clock_from), pauses=pauses)
-    return {"first_reply_due": _iso_or_none(first["first_reply_due"]),
-            "next_reply_due": _iso_or_none(current["next_reply_due"]) if state.status in ACTIVE else None,
-            "resolution_due": _iso_or_none(current["resolution_due"])}
+    return {"first_reply_due": iso_or_none(first["first_reply_due"]),
+            "next_reply_due": iso_or_none(current["next_reply_due"]) if state.status in ACTIVE else None,
+            "resolution_due": iso_or_none(current["resolution_due"])}
 
 
 def decide_sla_check(state: Complaint, now: datetime, rules: Rules) -> list[NewEvent]:
@@ -399,21 +404,40 @@ def decide_sla_check(state: Complaint, now: datetime, rules: Rules) -> list[NewE
     return events
 
 
-def _confirmation_deadline(state: Complaint, now: datetime, rules: Rules) -> list[NewEvent]:
+def next_sla_check(state: Complaint, now: datetime, rules: Rules) -> datetime | None:
+    """The earliest moment ``decide_sla_check`` may record something, as the complaint stands at ``now``.
+
+    Exact while the clock runs. While the complaint waits on the customer its
+    targets move out as the wait goes on, so the moment computed at ``now``
+    (as if the customer answered now) can only come early, never late.
+    ``None``: nothing can happen until the complaint changes.
+    """
+    if state.status == "resolved":
+        return _confirmation_step_at(state, rules)
+    moments = []
+    for entry in running_targets(state, now, rules):
+        key = target_key(entry["target"], entry["started_at"])
+        if key not in state.breached:
+            moments.append(entry["due"] if key in state.warned else entry["warn_at"])
+    return min(moments, default=None)
+
+
+def _confirmation_step_at(state: Complaint, rules: Rules) -> datetime:
+    """When a resolved complaint gets its reminder or, once reminded, closes itself."""
     resolved = parse(state.resolved_at)
     if state.reminded_at is None:
-        if now < resolved + rules.auto_close_after - rules.reminder_lead:
-            return []
-        closes = max(resolved + rules.auto_close_after, now + rules.reminder_lead)
+        return resolved + rules.auto_close_after - rules.reminder_lead
+    return max(resolved + rules.auto_close_after, parse(state.reminded_at) + rules.reminder_lead)
+
+
+def _confirmation_deadline(state: Complaint, now: datetime, rules: Rules) -> list[NewEvent]:
+    if now < _confirmation_step_at(state, rules):
+        return []
+    if state.reminded_at is None:
+        closes = max(parse(state.resolved_at) + rules.auto_close_after, now + rules.reminder_lead)
         return [_event("ComplaintConfirmationReminded", state, now, resolved_at=state.resolved_at,
                        closes_at=iso(closes))]
-    if now < max(resolved + rules.auto_close_after, parse(state.reminded_at) + rules.reminder_lead):
-        return []
     days = rules.auto_close_after / timedelta(days=1)
     return [_event("ComplaintClosed", state, now, trigger="auto_close",
                    reason=f"not confirmed within {days:g} days of resolution; closed after the reminder "
                           f"of {state.reminded_at}")]
-
-
-def _iso_or_none(moment: datetime | None) -> str | None:
-    return None if moment is None else iso(moment)

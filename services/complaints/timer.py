@@ -2,12 +2,13 @@
 
 Every ``sla_timer_seconds`` each replica's timer wakes, but only the one
 holding the lease ``complaints.sla-timer`` in the service database acts, so
-two replicas never both sweep. Each complaint that is not closed is loaded
-from its stream and ``domain.decide_sla_check`` says what to record at
-``now``; the append is guarded by the stream version, so even two sweeps
-racing (an admin's ``run_sla_check`` beside the timer) record each warning,
-breach and close once: the loser gets ``Conflict`` and the next sweep looks
-again.
+two replicas never both sweep. A complaint is loaded from its stream and
+``domain.decide_sla_check`` says what to record at ``now``; the append is
+guarded by the stream version, so even two sweeps racing (an admin's
+``run_sla_check`` beside the timer) record each warning, breach and close
+once: the loser gets ``Conflict`` and the next sweep looks again.
+
+A sweep loads only the complaints that may be due (``schedule``).
 
 The clock is a dependency: ``ComplaintRules(clock=...)`` gives every worker
 ``now()``. Production uses the wall clock; tests pass their own or call
@@ -37,13 +38,13 @@ from typing import Any, Callable, Mapping
 from marshmallow import Schema, ValidationError as SchemaError, fields, validate, validates_schema
 from nameko.extensions import DependencyProvider
 from nameko.timer import Timer
-from sqlalchemy import select
 
 from services.complaints import domain
 from services.complaints.calendar import WorkingCalendar
-from services.complaints.projection import complaint_list
+from services.complaints.schedule import due_complaint_ids, note_next_checks
 from services.complaints.sla import SlaPolicy
 from shared.auth import Principal
+from shared.canonical import canonical_json, sha256_hex
 from shared.errors import Conflict
 from shared.leases import Lease
 from shared.validation import load
@@ -95,10 +96,14 @@ def load_rules(config: Mapping[str, Any] | None) -> tuple[domain.Rules, float]:
     hours = settings["working_hours"] or load(WorkingHoursSchema(), {})
     calendar = WorkingCalendar(hours["timezone"], hours["day_start"], hours["day_end"],
                                [tuple(pair) for pair in hours["breaks"]])
-    rules = domain.Rules(policy=SlaPolicy.from_config(settings["sla"]), calendar=calendar,
+    policy = SlaPolicy.from_config(settings["sla"])
+    fingerprint = sha256_hex(canonical_json({
+        "sla": policy.to_config(), "working_hours": {name: str(value) for name, value in hours.items()},
+        **{name: settings[name] for name in ("auto_close_days", "reminder_lead_days", "max_escalation_level")}}))
+    rules = domain.Rules(policy=policy, calendar=calendar,
                          auto_close_after=timedelta(days=settings["auto_close_days"]),
                          reminder_lead=timedelta(days=settings["reminder_lead_days"]),
-                         max_escalation_level=settings["max_escalation_level"])
+                         max_escalation_level=settings["max_escalation_level"], fingerprint=fingerprint)
     return rules, settings["sla_timer_seconds"]
 
 
@@ -152,23 +157,18 @@ class SlaTimer(Timer):
 sla_timer = SlaTimer.decorator
 
 
-def open_complaint_ids(engine) -> list[str]:
-    """Complaints the sweep must look at: every one not closed, oldest first."""
-    with engine.connect() as connection:
-        return list(connection.execute(select(complaint_list.c.complaint_id)
-                                       .where(complaint_list.c.status != "closed")
-                                       .order_by(complaint_list.c.filed_at, complaint_list.c.complaint_id)).scalars())
-
-
 def sweep(worker_log, principal: Principal, rules: domain.Rules, now: datetime) -> dict[str, Any]:
-    """Run ``decide_sla_check`` on every open complaint at ``now`` and append what it decides."""
+    """Run ``decide_sla_check`` at ``now`` on every open complaint that may be due, and append what it decides."""
     counts = {"checked": 0, "changed": 0, "conflicts": 0}
     recorded: dict[str, int] = {}
-    for complaint_id in open_complaint_ids(worker_log.store.engine):
+    quiet: list[domain.Complaint] = []
+    engine = worker_log.store.engine
+    for complaint_id in due_complaint_ids(engine, rules, now):
         counts["checked"] += 1
         state = domain.fold(complaint_id, worker_log.store.read_stream(domain.stream_of(complaint_id)))
         events = domain.decide_sla_check(state, now, rules)
         if not events:
+            quiet.append(state)
             continue
         try:
             worker_log.append(principal, domain.stream_of(complaint_id), events, state.version)
@@ -178,4 +178,5 @@ def sweep(worker_log, principal: Principal, rules: domain.Rules, now: datetime) 
         counts["changed"] += 1
         for event in events:
             recorded[event.type] = recorded.get(event.type, 0) + 1
+    note_next_checks(engine, rules, now, quiet)
     return {"now": domain.iso(now), **counts, "recorded": recorded}

@@ -269,6 +269,20 @@ def test_sla_warning_then_one_breach_per_target_escalates_once(crm):
     assert remote_error(crm, "supervisor", "run_sla_check").exc_type == "Forbidden"
 
 
+def test_a_sweep_loads_only_the_complaints_whose_moment_has_come(crm):
+    answered = file(crm, register(crm))["complaint_id"]
+    waiting = file(crm, register(crm, phone="13911112222"))
+    listed_as(crm, waiting["complaint_id"])
+    now = now_iso()
+    assert call(crm, "admin", "run_sla_check", now)["checked"] == 2  # never looked at yet
+    assert call(crm, "admin", "run_sla_check", now)["checked"] == 0  # neither is due for anything
+    call(crm, "agent", "respond", answered, "您好,已收到")
+    listed_as(crm, answered, version=2)
+    assert call(crm, "admin", "run_sla_check", now)["checked"] == 1  # it changed since
+    overdue = call(crm, "admin", "run_sla_check", later(waiting["first_reply_due"], minutes=1))
+    assert (overdue["checked"], overdue["recorded"]) == (1, {"ComplaintSlaBreached": 1, "ComplaintEscalated": 1})
+
+
 def test_an_unconfirmed_resolution_is_reminded_then_closes_itself(crm):
     complaint_id = file(crm, register(crm))["complaint_id"]
     call(crm, "agent", "resolve", complaint_id, "已退款")

@@ -386,6 +386,55 @@ def test_a_reopen_forgets_the_reminder():
     assert domain.decide_sla_check(story.state, at(21, 12), RULES) == []
 
 
+# -- when the timer must look next --------------------------------------------------------
+
+TICK = timedelta(microseconds=1)
+
+
+def quiet_until(story, start, moment):
+    """Whether the SLA check records nothing from ``start`` up to just before ``moment``."""
+    probes = [start + (moment - start) * step / 20 for step in range(20)] + [moment - TICK]
+    return all(domain.decide_sla_check(story.state, probe, RULES) == [] for probe in probes)
+
+
+def run_timer_on_its_schedule(story, now):
+    """Check at each ``next_sla_check`` (or a tick after: breaches come strictly after the due time)."""
+    recorded = []
+    while (moment := domain.next_sla_check(story.state, now, RULES)) is not None:
+        assert moment >= now and quiet_until(story, now, moment)
+        now = moment if domain.decide_sla_check(story.state, moment, RULES) else moment + TICK
+        events = story.record(domain.decide_sla_check(story.state, now, RULES))
+        assert events, f"nothing to record at {now}, the moment next_sla_check gave"
+        recorded += [event.type for event in events]
+    return recorded, now
+
+
+def test_the_next_check_is_the_first_moment_the_sla_check_records_anything():
+    story = Story()
+    assert domain.next_sla_check(story.state, FILED, RULES) == at(18, 14, 12)  # 80 % of 4 business hours
+    recorded, now = run_timer_on_its_schedule(story, FILED)
+    assert recorded == ["ComplaintSlaWarning", "ComplaintSlaBreached", "ComplaintEscalated"] * 2
+    story.do("resolve", now=now)
+    recorded, _ = run_timer_on_its_schedule(story, now)
+    assert recorded == ["ComplaintConfirmationReminded", "ComplaintClosed"]
+    assert story.state.status == "closed"
+
+
+def test_while_waiting_on_the_customer_the_next_check_only_comes_early():
+    story = story_in("waiting_on_customer")
+    start = FILED + timedelta(hours=1)
+    first = domain.next_sla_check(story.state, start, RULES)
+    then = domain.next_sla_check(story.state, first, RULES)
+    assert first < then and quiet_until(story, start, then)  # the targets moved out while the wait went on
+
+
+def test_a_complaint_with_every_target_breached_needs_no_check_until_it_changes():
+    story = Story()
+    story.record(domain.decide_sla_check(story.state, FILED + timedelta(days=10), RULES))
+    assert len(story.state.breached) == 2
+    assert domain.next_sla_check(story.state, FILED + timedelta(days=10), RULES) is None
+
+
 def test_over_spring_festival_only_the_24_hour_first_reply_cap_keeps_running():
     story = Story(now=at(9, 17, month=2))  # Friday 9 Feb 2024 17:00, the eve of the holiday week
     dues = domain.due_times(story.state, RULES)

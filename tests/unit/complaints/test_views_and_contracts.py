@@ -91,6 +91,14 @@ def test_rules_come_from_config_with_defaults():
     assert defaults.auto_close_after == timedelta(days=3) and defaults.max_escalation_level == 3
 
 
+def test_the_rules_fingerprint_changes_with_any_setting_and_only_then():
+    fingerprint = load_rules({"auto_close_days": 5})[0].fingerprint
+    assert load_rules({"auto_close_days": 5, "sla_timer_seconds": 5})[0].fingerprint == fingerprint
+    assert load_rules({"auto_close_days": 4})[0].fingerprint != fingerprint
+    assert load_rules({"auto_close_days": 5, "working_hours": {"day_end": "17:00"}})[0].fingerprint != fingerprint
+    assert load_rules({"auto_close_days": 5, "sla": {"warn_before": 0.5}})[0].fingerprint != fingerprint
+
+
 @pytest.mark.parametrize("config, field", [
     ({"reminder_lead_days": 3}, "reminder_lead_days"),
     ({"working_hours": {"day_start": "9am"}}, "working_hours"),
