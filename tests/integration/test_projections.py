@@ -7,13 +7,10 @@ cooperative driver would, so lost updates and interleavings would show.
 
 from __future__ import annotations
 
-import contextlib
 import random
-import uuid
 from collections import Counter
 
 import eventlet
-import psycopg2
 import pytest
 from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Text, delete, insert, select, update
 
@@ -29,46 +26,10 @@ CONTEXT = CommandContext("agent-1", "agent")
 WAIT = 60  # seconds any greenthread pool may take before the test fails
 
 
-# -- database fixtures (same names as tests/integration/conftest.py's) ------------
-
 @pytest.fixture
-def sqlite_url(tmp_path):
-    return f"sqlite:///{tmp_path}/projections.db"
-
-
-@contextlib.contextmanager
-def fresh_postgres_database(options: str = ""):
-    """A new PostgreSQL database (``CREATE DATABASE ... options``), dropped afterwards."""
-    name = f"crm_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}" {options}')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
-
-
-@pytest.fixture
-def postgres_url():
-    with fresh_postgres_database() as url:
-        yield url
-
-
-@pytest.fixture
-def postgres_en_us_url():
+def postgres_en_us_url(postgres_url_factory):
     """A database that sorts text like most production servers: by locale, not by code point."""
-    with fresh_postgres_database("TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' "
-                                 "LOCALE 'C.UTF-8'") as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request):
-    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+    return postgres_url_factory("TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'")
 
 
 # -- the example projection ----------------------------------------------------------
