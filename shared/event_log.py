@@ -161,7 +161,8 @@ class EventLog(DependencyProvider):
             "log_position": head,
             "projections": {runner.projection.name: {
                 "positions": positions,
-                "lag": head - positions[own] if own in positions else 0}  # lag of the own log only
+                "lag": head - positions[own] if own in positions else 0,  # lag of the own log only
+                "forked": dict(runner.forked)}
                 for runner in self.runners for positions in [runner.positions()]},
             "relay_backlog": self.relay.backlog(),
             "dead_letters": self.dead_letters.count(),

@@ -154,6 +154,7 @@ class ProjectionRunner:
         self.dead_letters = DeadLetters(engine)
         self._lock = _projection_lock(engine, projection.name)
         self._tracked: set[str] = set()
+        self.forked: dict[str, str] = {}  # upstream -> why its events are refused, until a rebuild
 
     # -- reading ------------------------------------------------------------
 
@@ -320,6 +321,7 @@ class ProjectionRunner:
             f"{envelope.position} ({envelope.event_id}) does not continue in the hash chain: the {upstream} "
             "log was replaced; rebuild this projection (`crm rebuild`) from the log it holds now")
         log.error("%s", error)
+        self.forked[upstream] = str(error)
         return error
 
     def _ensure_tracking(self, upstream: str) -> None:
@@ -346,10 +348,17 @@ class ProjectionRunner:
             projection_tracking.c.upstream == upstream)).first()
 
     def _positions(self, connection: Connection, for_update: bool = False) -> dict[str, int]:
-        query = select(projection_tracking.c.upstream, projection_tracking.c.position).where(
-            projection_tracking.c.projection == self.projection.name)
-        found = dict(connection.execute(query.with_for_update() if for_update else query).all())
-        return {upstream: found.get(upstream, 0) for upstream in self.projection.upstreams}
+        return {upstream: position
+                for upstream, (position, _hash) in self._tracking_rows(connection, for_update).items()}
+
+    def _tracking_rows(self, connection: Connection, for_update: bool = False) -> dict[str, tuple[int, str | None]]:
+        """``upstream -> (position, hash)`` for every upstream, ``(0, GENESIS_HASH)`` before its first event."""
+        tracking = projection_tracking.c
+        query = select(tracking.upstream, tracking.position, tracking.hash).where(
+            tracking.projection == self.projection.name)
+        found = {upstream: (position, chain_hash) for upstream, position, chain_hash
+                 in connection.execute(query.with_for_update() if for_update else query)}
+        return {upstream: found.get(upstream, (0, GENESIS_HASH)) for upstream in self.projection.upstreams}
 
     # -- rebuilding ---------------------------------------------------------
 
@@ -363,23 +372,29 @@ class ProjectionRunner:
         refuses (``Conflict``) if another replica moved the projection meanwhile.
         """
         with self._lock:
-            positions, live_checksum = self._snapshot()
+            live_tracking, live_checksum = self._snapshot()
+            positions = {upstream: position for upstream, (position, _hash) in live_tracking.items()}
             scratch = _scratch_engine(self.projection.metadata)
             try:
                 replay = ProjectionRunner(scratch, self.projection, max_attempts=self.max_attempts)
                 outcomes = replay._replay(source, positions)
                 with scratch.connect() as connection:
                     rebuilt_checksum = checksum(connection, self.projection.metadata)
+                    rebuilt_tracking = replay._tracking_rows(connection)
                 equal = live_checksum == rebuilt_checksum
-                if not equal:
+                same_chain = all(live_hash in (None, rebuilt_tracking[upstream][1])
+                                 for upstream, (_position, live_hash) in live_tracking.items())
+                if not (equal and same_chain):
                     self._replace_with(scratch, positions)
-                    log.warning("%s differed from its rebuild and was repaired", self.projection.name)
+                    log.warning("%s differed from its rebuild (%s) and was repaired", self.projection.name,
+                                "its rows" if not equal else "the upstream hash chain")
+                self.forked.clear()
             finally:
                 scratch.dispose()
         return {"projection": self.projection.name, "events": sum(outcomes.values()),
                 "dead_lettered": outcomes.get("dead_lettered", 0), "positions": positions,
                 "live_checksum": live_checksum, "rebuilt_checksum": rebuilt_checksum,
-                "equal": equal, "repaired": not equal}
+                "equal": equal, "same_chain": same_chain, "repaired": not (equal and same_chain)}
 
     def _replay(self, source: Callable[[str], Iterable[Envelope | Mapping[str, Any]]],
                 positions: Mapping[str, int]) -> dict[str, int]:
@@ -394,13 +409,13 @@ class ProjectionRunner:
             outcomes[self.handle(upstream, envelope)] += 1
         return dict(outcomes)
 
-    def _snapshot(self) -> tuple[dict[str, int], str]:
-        """Tracking positions and checksum read from one consistent state of the live tables."""
+    def _snapshot(self) -> tuple[dict[str, tuple[int, str | None]], str]:
+        """Tracking and checksum read from one consistent state of the live tables."""
         with self.engine.connect() as connection:
             if connection.dialect.name == "postgresql":
                 connection.execution_options(isolation_level="REPEATABLE READ")
             with connection.begin():
-                return self._positions(connection), checksum(connection, self.projection.metadata)
+                return self._tracking_rows(connection), checksum(connection, self.projection.metadata)
 
     def _replace_with(self, scratch: Engine, captured: dict[str, int]) -> None:
         """Copy the rebuilt rows and tracking over the live ones in one transaction."""

@@ -16,7 +16,8 @@ dlq_app = typer.Typer(help="Dead-lettered (poison) events of a service's project
 def rebuild(service: str = typer.Argument(..., help="Service whose projections to rebuild")) -> None:
     """Rebuild every projection from the log and compare checksums with the live one."""
     reports = rpc_call(service, "rebuild_projections")
-    print_table(reports, ["projection", "events", "live_checksum", "rebuilt_checksum", "equal", "repaired"])
+    print_table(reports, ["projection", "events", "live_checksum", "rebuilt_checksum", "equal", "same_chain",
+                          "repaired"])
     if not all(report["equal"] or report["repaired"] for report in reports):
         fail("a rebuilt projection differs from the live one and was not repaired")
 

@@ -187,6 +187,32 @@ def test_filing_for_an_unknown_or_erased_customer_is_refused(crm):
     assert call(crm, "admin", "health")["log_position"] == head
 
 
+def test_a_recreated_customers_database_is_refused_until_the_projections_are_rebuilt(config, tmp_path):
+    recreated = {**config, "CRM_CUSTOMERS_DATABASE_URL": f"sqlite:///{tmp_path / 'customers-recreated.db'}"}
+    forked = lambda: {name: projection["forked"]  # noqa: E731
+                      for name, projection in call(config, "admin", "health")["projections"].items()}
+    with running(ComplaintsService, config):
+        with running(CustomersService, config):
+            for number in range(2):
+                register(config, phone=f"1380000000{number}")
+            knows_all_customers(config)
+        with running(CustomersService, recreated):  # positions 1 and 2 again, other events
+            newcomers = [register(recreated, phone=f"1390000000{number}") for number in range(2)]
+            refused = wait_for(lambda: forked()["complaints.customers"], what="the replaced log to be refused")
+            assert "customers log was replaced" in refused["customers"]
+            assert remote_error(config, "agent", "file", newcomers[1], **LEAK).exc_type == "NotFound"
+
+            rebuilt = {report["projection"]: report for report in call(config, "admin", "rebuild_projections")}
+            assert rebuilt["complaints.customers"]["repaired"]
+            assert not rebuilt["complaints.list"]["same_chain"] and rebuilt["complaints.list"]["repaired"]
+            assert forked() == {"complaints.customers": {}, "complaints.list": {}}
+            assert file(config, newcomers[1])["version"] == 1
+            third = register(recreated, phone="13900000009")  # and the new log is followed from then on
+            wait_for(lambda: call(config, "admin", "health")["projections"]["complaints.customers"]
+                     ["positions"]["customers"] == 3, what="the next customers event to be applied")
+            assert file(config, third)["version"] == 1
+
+
 def test_a_customer_registered_a_moment_ago_can_be_filed_for_at_once(crm):
     for number in range(3):
         assert file(crm, register(crm, phone=f"1370000000{number}"))["version"] == 1

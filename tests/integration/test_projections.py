@@ -200,16 +200,21 @@ def test_event_of_a_replaced_log_is_refused_not_applied(engine, store, replaced_
     assert runner.position("customers") == 2
     assert counts(engine) == {"c1": (2, "name 2")}
     assert runner.handle("customers", impostors[0]) == "duplicate"  # older positions are only skipped
+    assert "was replaced" in runner.forked["customers"]  # what health() shows
 
 
 def test_rebuild_from_the_replaced_log_follows_it_from_then_on(engine, store, replaced_store):
     runner = ProjectionRunner(engine, StreamCounts())
     runner.catch_up("customers", [append(store, "c1", name="Ann")])
     impostors = [append(replaced_store, "c9", name=f"other {n}") for n in range(1, 3)]
+    with pytest.raises(UpstreamForked):
+        runner.handle("customers", impostors[0])  # same position, another event
+    assert set(runner.forked) == {"customers"}
 
     report = runner.rebuild(lambda _upstream: replaced_store.iter_since(0))
 
     assert report["repaired"] and counts(engine) == {"c9": (1, "other 1")}
+    assert runner.forked == {}
     assert runner.handle("customers", impostors[1]) == "applied"
     assert counts(engine) == {"c9": (2, "other 2")}
 
