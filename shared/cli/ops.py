@@ -477,6 +477,7 @@ def health(
         row = {"service": name, "status": "up" if ok else "down"}
         if ok and isinstance(answer, Mapping):
             row.update(answer)
+            row["problem"] = refused_upstreams(answer)
         elif not ok:
             row["problem"] = answer
         rows.append(row)
@@ -488,6 +489,16 @@ def health(
                          ("dead_letters", "dead letters"), ("lag", "projection lag"), "problem"])
     if any(row["status"] != "up" for row in rows):
         raise typer.Exit(1)
+
+
+def refused_upstreams(answer: Mapping[str, Any]) -> str:
+    """What a healthy answer still reports: projections refusing a replaced upstream log."""
+    projections = answer.get("projections")
+    if not isinstance(projections, Mapping):
+        return ""
+    refused = sorted({f"{name} refuses {upstream}" for name, view in projections.items() if isinstance(view, Mapping)
+                      for upstream in view.get("forked") or {}})
+    return "; ".join(refused) + " (its log was replaced: crm rebuild)" if refused else ""
 
 
 def _max_lag(row: Mapping[str, Any]) -> Any:

@@ -425,3 +425,12 @@ def test_writable_dir_problem(tmp_path):
     (tmp_path / "file").write_text("")
     assert "is not a directory" in ops.writable_dir_problem(tmp_path / "file" / "sub")
     assert os.listdir(tmp_path) == ["file"]  # probes leave nothing behind
+
+
+def test_health_names_projections_that_refuse_a_replaced_upstream_log():
+    answer = {"projections": {"complaints.customers": {"lag": 0, "forked": {"customers": "the log was replaced"}},
+                              "complaints.list": {"lag": 0, "forked": {}}}}
+    assert ops.refused_upstreams(answer) == \
+        "complaints.customers refuses customers (its log was replaced: crm rebuild)"
+    assert ops.refused_upstreams({"projections": {"complaints.list": {"lag": 0, "forked": {}}}}) == ""
+    assert ops.refused_upstreams({"log_position": 3}) == ""
