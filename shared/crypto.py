@@ -30,6 +30,10 @@ NONCE_BYTES = 12
 CACHED_KEYS = 10_000  # unwrapped keys kept in memory, least recently used dropped first
 
 
+class WrongMasterKey(RuntimeError):
+    """The master key does not unwrap the stored data keys: the service runs with another one."""
+
+
 def _seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
     nonce = os.urandom(NONCE_BYTES)
     return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
@@ -139,7 +143,11 @@ class KeyRing:
                                      .where(data_keys.c.subject_id == subject_id)).first()
         if row is None or row[0] is None:
             return None
-        return _open(self._master, bytes(row[0]), subject_id.encode())
+        try:
+            return _open(self._master, bytes(row[0]), subject_id.encode())
+        except InvalidTag:
+            raise WrongMasterKey(f"the master key does not unwrap the data key of {subject_id}: run with the "
+                                 "CRM_MASTER_KEY this database's keys were created with") from None
 
     def _create(self, subject_id: str) -> bytes | None:
         key = AESGCM.generate_key(bit_length=256)

@@ -82,8 +82,9 @@ def complaint_view(keys: KeyRing, state: domain.Complaint, envelopes: list[Envel
     resolution = None
     history = []
     for envelope in envelopes:
+        note = _NOTES.get(envelope.type)
         entry = {"at": envelope.occurred_at, "type": envelope.type, "actor": envelope.actor,
-                 "note": _NOTES.get(envelope.type, lambda _d: envelope.type)(envelope.data)}
+                 "note": note(envelope.data) if note else envelope.type}
         names = TEXT_FIELDS.get(envelope.type, ())
         if show_texts and names and envelope.type != "ComplaintFiled":
             entry["text"] = keys.decrypt(state.customer_id, envelope.data[names[0]])

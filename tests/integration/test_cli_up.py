@@ -262,7 +262,7 @@ def test_crm_up_runs_every_registered_service(tmp_path, broker_uri, crm_up_proce
     assert verify_token(secret, token).role == "admin"
 
     for name in SERVICES:
-        health = wait_until(lambda: health_of(broker_uri, token, name), START_SECONDS, f"{name} health()",
+        health = wait_until(lambda name=name: health_of(broker_uri, token, name), START_SECONDS, f"{name} health()",
                             crm_up, log)
         assert health["service"] == name
         assert health["log_position"] >= 0

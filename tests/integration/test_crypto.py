@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.crypto import PREFIX, KeyRing
+from shared.crypto import PREFIX, KeyRing, WrongMasterKey
 from shared.errors import Conflict
 from shared.eventstore.engine import create_store_engine
 
@@ -48,5 +48,5 @@ def test_destroy_makes_every_copy_unreadable_in_every_keyring(keys):
 
 def test_a_wrong_master_key_cannot_unwrap(keys):
     keys.encrypt("c1", "x")
-    with pytest.raises(Exception):
+    with pytest.raises(WrongMasterKey, match="CRM_MASTER_KEY"):
         KeyRing(keys.engine, b"w" * 32).decrypt("c1", keys.encrypt("c1", "x"))
