@@ -7,6 +7,7 @@ import contextlib
 import os
 import secrets
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -85,3 +86,15 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+class RecordedPhases:
+    """A ``Phase`` that remembers each phase's total and the steps it was advanced by."""
+
+    def __init__(self):
+        self.totals: dict[str, int] = {}
+        self.done: dict[str, int] = defaultdict(int)
+
+    def __call__(self, description: str, total: int):
+        self.totals[description] = total
+        return lambda steps: self.done.__setitem__(description, self.done[description] + steps)

@@ -38,6 +38,8 @@ FIGURES = (
     Figure("complaint_commands_per_s", "complaint commands (file + respond) RPC", "calls/s"),
     Figure("complaint_file_to_visible_ms_p50", "file → visible in list(), p50", "ms", 1),
     Figure("complaint_file_to_visible_ms_p99", "file → visible in list(), p99", "ms", 1),
+    Figure("customer_to_complaints_ms_p50", "register → known to complaints, p50", "ms", 1),
+    Figure("customer_to_complaints_ms_p99", "register → known to complaints, p99", "ms", 1),
 )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections import defaultdict
 from dataclasses import replace
 
 from shared.bench.report import assemble, to_json
@@ -12,21 +11,10 @@ from shared.bench.rpc_figures import percentile, registration
 from shared.bench.runner import Options, run_bench
 from shared.bench.store_figures import WARM_COMMANDS, sqlite_store_figures
 from shared.bench.workload import QUICK
+from tests.support import RecordedPhases
 
 SMALL = replace(QUICK, sqlite_commands=620, log_events=2500, build_batch=500)
 STORE_FIGURES = ("append_sqlite_per_s", "replay_events_per_s", "verify_events_per_s")
-
-
-class RecordedPhases:
-    """A ``Phase`` that remembers each phase's total and the steps it was advanced by."""
-
-    def __init__(self):
-        self.totals: dict[str, int] = {}
-        self.done: dict[str, int] = defaultdict(int)
-
-    def __call__(self, description: str, total: int):
-        self.totals[description] = total
-        return lambda steps: self.done.__setitem__(description, self.done[description] + steps)
 
 
 def test_quick_store_part_prints_json_with_positive_figures():

@@ -1,0 +1,47 @@
+"""``crm bench``'s service parts on the real broker: the RPC and complaint figures are measured.
+
+The sizes are tiny, so the figures only have to be there and make sense,
+not to be fast; a private virtual host keeps the bench's services apart.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+import pytest
+
+from shared.bench.complaints import complaints_figures
+from shared.bench.rpc_figures import rpc_figures
+from shared.bench.workload import QUICK
+from tests.support import RecordedPhases, private_vhost
+
+TINY = replace(QUICK, rpc_seconds=0.4, rpc_rounds=1, rpc_in_flight=5, latency_samples=5)
+
+
+@pytest.fixture
+def bench_amqp_uri():
+    with private_vhost(f"crm-bench-test-{uuid.uuid4().hex[:12]}") as uri:
+        yield uri
+
+
+def test_rpc_part_measures_register_beside_the_no_op(bench_amqp_uri, tmp_path):
+    phases = RecordedPhases()
+    figures = rpc_figures(bench_amqp_uri, tmp_path, TINY, phases)
+
+    assert figures["noop_rpc_per_s"] > 0 and figures["register_rpc_per_s"] > 0
+    assert figures["register_rpc_calls"] > 0 and figures["noop_rpc_calls"] > 0
+    assert 0 < figures["register_to_visible_ms_p50"] <= figures["register_to_visible_ms_p99"]
+    assert figures["register_to_visible_samples"] == TINY.latency_samples
+    assert dict(phases.done) == phases.totals
+
+
+def test_complaints_part_measures_commands_and_latency_across_services(bench_amqp_uri, tmp_path):
+    phases = RecordedPhases()
+    figures = complaints_figures(bench_amqp_uri, tmp_path, TINY, phases)
+
+    assert figures["complaint_commands_per_s"] > 0 and figures["complaint_rpc_calls"] > 0
+    assert 0 < figures["complaint_file_to_visible_ms_p50"] <= figures["complaint_file_to_visible_ms_p99"]
+    assert 0 < figures["customer_to_complaints_ms_p50"] <= figures["customer_to_complaints_ms_p99"]
+    assert figures["complaint_file_to_visible_samples"] == TINY.latency_samples
+    assert dict(phases.done) == phases.totals
