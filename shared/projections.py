@@ -161,7 +161,7 @@ class ProjectionRunner:
     def position(self, upstream: str) -> int:
         """The last position of ``upstream`` applied (or dead-lettered); 0 before the first."""
         with self.engine.connect() as connection:
-            return self._position(connection, upstream) or 0
+            return self._positions(connection)[upstream]
 
     def positions(self) -> dict[str, int]:
         """``position`` of every upstream (for ``health()``)."""
@@ -183,7 +183,7 @@ class ProjectionRunner:
         with self._lock:
             self._ensure_tracking(upstream)
             with self.engine.connect() as connection:
-                last, last_hash = self._tracking(connection, upstream)
+                last, last_hash = self._tracking_rows(connection)[upstream]
             if envelope.position <= last:
                 if envelope.position == last and last_hash not in (None, envelope.hash):
                     raise self._forked(upstream, envelope)
@@ -298,7 +298,7 @@ class ProjectionRunner:
         """
         if connection.execute(self._move_tracking(upstream, envelope, envelope)).rowcount == 1:
             return True
-        current = self._tracking(connection, upstream).position
+        current, _hash = self._tracking_rows(connection)[upstream]
         if current >= envelope.position:
             return False
         if current == envelope.position - 1:
@@ -330,35 +330,27 @@ class ProjectionRunner:
             return
         try:
             with write_transaction(self.engine) as connection, connection.begin():
-                if self._position(connection, upstream) is None:
+                if upstream not in self._tracking_rows(connection):
                     connection.execute(insert(projection_tracking).values(
                         projection=self.projection.name, upstream=upstream, position=0, hash=GENESIS_HASH))
         except IntegrityError:
             pass  # another replica created it
         self._tracked.add(upstream)
 
-    def _position(self, connection: Connection, upstream: str) -> int | None:
-        tracked = self._tracking(connection, upstream)
-        return tracked.position if tracked is not None else None
-
-    def _tracking(self, connection: Connection, upstream: str) -> Any:
-        """The row (position, hash) of the last event of ``upstream`` applied; None before tracking starts."""
-        return connection.execute(select(projection_tracking.c.position, projection_tracking.c.hash).where(
-            projection_tracking.c.projection == self.projection.name,
-            projection_tracking.c.upstream == upstream)).first()
-
     def _positions(self, connection: Connection, for_update: bool = False) -> dict[str, int]:
-        return {upstream: position
-                for upstream, (position, _hash) in self._tracking_rows(connection, for_update).items()}
+        return self._positions_in(self._tracking_rows(connection, for_update))
+
+    def _positions_in(self, tracked: Mapping[str, tuple[int, str | None]]) -> dict[str, int]:
+        """The position of every upstream in ``tracked`` rows, 0 before its first event."""
+        return {upstream: tracked.get(upstream, (0, None))[0] for upstream in self.projection.upstreams}
 
     def _tracking_rows(self, connection: Connection, for_update: bool = False) -> dict[str, tuple[int, str | None]]:
-        """``upstream -> (position, hash)`` for every upstream, ``(0, GENESIS_HASH)`` before its first event."""
+        """``upstream -> (position, hash of the event there)`` for the upstreams tracked so far."""
         tracking = projection_tracking.c
         query = select(tracking.upstream, tracking.position, tracking.hash).where(
             tracking.projection == self.projection.name)
-        found = {upstream: (position, chain_hash) for upstream, position, chain_hash
-                 in connection.execute(query.with_for_update() if for_update else query)}
-        return {upstream: found.get(upstream, (0, GENESIS_HASH)) for upstream in self.projection.upstreams}
+        return {upstream: (position, chain_hash) for upstream, position, chain_hash
+                in connection.execute(query.with_for_update() if for_update else query)}
 
     # -- rebuilding ---------------------------------------------------------
 
@@ -373,7 +365,7 @@ class ProjectionRunner:
         """
         with self._lock:
             live_tracking, live_checksum = self._snapshot()
-            positions = {upstream: position for upstream, (position, _hash) in live_tracking.items()}
+            positions = self._positions_in(live_tracking)
             scratch = _scratch_engine(self.projection.metadata)
             try:
                 replay = ProjectionRunner(scratch, self.projection, max_attempts=self.max_attempts)
@@ -382,7 +374,7 @@ class ProjectionRunner:
                     rebuilt_checksum = checksum(connection, self.projection.metadata)
                     rebuilt_tracking = replay._tracking_rows(connection)
                 equal = live_checksum == rebuilt_checksum
-                same_chain = all(live_hash in (None, rebuilt_tracking[upstream][1])
+                same_chain = all(live_hash in (None, rebuilt_tracking.get(upstream, (0, GENESIS_HASH))[1])
                                  for upstream, (_position, live_hash) in live_tracking.items())
                 if not (equal and same_chain):
                     self._replace_with(scratch, positions)
