@@ -111,10 +111,12 @@ class KeyRing:
         with self.engine.begin() as own:
             return own.execute(statement).rowcount > 0
 
-    def forget(self, subject_id: str) -> None:
-        """Drop a cached key (another replica destroyed it)."""
-        with self._lock:
-            self._cache.pop(subject_id, None)
+    def is_destroyed(self, subject_id: str) -> bool:
+        """Whether the subject had a key here and it was destroyed."""
+        with self.engine.connect() as connection:
+            row = connection.execute(select(data_keys.c.destroyed_at)
+                                     .where(data_keys.c.subject_id == subject_id)).first()
+        return row is not None and row[0] is not None
 
     def _key(self, subject_id: str, create: bool) -> bytes | None:
         with self._lock:

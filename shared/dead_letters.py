@@ -20,7 +20,7 @@ from shared.eventstore.envelope import Envelope, utc_now_iso
 from shared.eventstore.tables import dead_letters
 
 if TYPE_CHECKING:
-    from shared.projections import ProjectionRunner
+    from shared.consumer_runner import ConsumerRunner
 
 
 class DeadLetters:
@@ -60,7 +60,7 @@ class DeadLetters:
         with self.engine.connect() as connection:
             return connection.execute(query).scalar_one()
 
-    def retry(self, dead_letter_id: int, runner: "ProjectionRunner") -> str:
+    def retry(self, dead_letter_id: int, runner: "ConsumerRunner") -> str:
         """Apply the parked event once more: ``"applied"`` or ``"failed"``.
 
         The runner applies it without the gap and duplicate checks (its
@@ -70,10 +70,10 @@ class DeadLetters:
         new error and one more attempt counted.
         """
         letter = self.get(dead_letter_id)
-        if letter["consumer"] != runner.projection.name:
+        if letter["consumer"] != runner.consumer.name:
             raise ValidationError({"dead_letter_id": [
                 f"dead letter {dead_letter_id} belongs to {letter['consumer']}, "
-                f"not {runner.projection.name}"]})
+                f"not {runner.consumer.name}"]})
         if letter["retried_at"] is not None:
             raise Conflict(f"dead letter {dead_letter_id} was already retried at {letter['retried_at']}")
 

@@ -1,9 +1,10 @@
 """The nameko dependency that gives a service its event log.
 
 One ``EventLog`` per service container owns the store, the data keys, the
-relay (log → RabbitMQ) and the projections built from the service's own log.
-It starts them with the container and stops them with it; workers get a
-thin ``WorkerLog`` that appends with the caller's identity.
+relay (log → RabbitMQ) and the consumers (projections and reactions) that
+follow the service's own log and its upstreams' logs. It starts them with
+the container and stops them with it; workers get a thin ``WorkerLog``
+that appends with the caller's identity.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import socket
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from nameko.extensions import DependencyProvider
 
@@ -28,12 +29,13 @@ from shared.eventstore.store import Appended, EventStore
 from shared.eventstore.upcasting import Upcasters
 from shared.leases import Lease
 from shared.migrations import upgrade
-from shared.projections import Projection, ProjectionRunner
+from shared.consumer_runner import ConsumerRunner
+from shared.consumers import Consumer
 from shared.relay import Relay
 from shared.validation import load
 
 log = logging.getLogger(__name__)
-FOLLOW_POLL_SECONDS = 0.5
+FOLLOW_POLL_SECONDS = 0.5  # also how soon a stalled consumer's due retry runs
 UPSTREAM_SWEEP_SECONDS = 30.0  # also catches the last events of a burst whose delivery was lost
 UPSTREAM_PAGE = 500
 
@@ -55,13 +57,25 @@ class UpstreamEvents:
 
 
 class EventLog(DependencyProvider):
-    def __init__(self, projections: Callable[[KeyRing], Sequence[Projection]] = lambda keys: (),
-                 migrations: Path | None = None, upcasters: Upcasters | None = None):
-        self._make_projections = projections
+    """The service's log, its relay and its consumers.
+
+    ``consumers`` are the ``Projection`` and ``Reaction`` classes the
+    service runs; each is made with the service's key ring. Their upstreams
+    decide which other services' events the service subscribes to
+    (``LogEndpoints``).
+    """
+
+    def __init__(self, consumers: Iterable[type[Consumer]] = (), migrations: Path | None = None,
+                 upcasters: Upcasters | None = None):
+        self.consumer_classes = tuple(consumers)
         self._migrations = migrations
         self._upcasters = upcasters
         self._stop = threading.Event()
         self._wakeup = threading.Event()
+
+    def followed_services(self) -> set[str]:
+        """Every service whose events a consumer of this log applies (its own included)."""
+        return {upstream for consumer in self.consumer_classes for upstream in consumer.upstreams}
 
     def setup(self) -> None:
         service = self.container.service_name
@@ -71,8 +85,8 @@ class EventLog(DependencyProvider):
             upgrade(self.store.engine, self._migrations, f"alembic_version_{service}")
         self.keys = KeyRing(self.store.engine, self.settings.master_key)
         self.fetch_upstream = UpstreamEvents(self.settings, service)
-        self.runners = [ProjectionRunner(self.store.engine, projection, self.fetch_upstream)
-                        for projection in self._make_projections(self.keys)]
+        self.runners = [ConsumerRunner(self.store.engine, consumer(self.keys), self.fetch_upstream)
+                        for consumer in self.consumer_classes]
         self.dead_letters = DeadLetters(self.store.engine)
         owner = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self.relay = Relay(self.store, self.settings.amqp_uri, Lease(self.store.engine, f"{service}.relay", owner))
@@ -82,7 +96,7 @@ class EventLog(DependencyProvider):
         self._stop.clear()
         self.container.spawn_managed_thread(lambda: self.relay.run(self._stop))
         if self.runners:
-            self.container.spawn_managed_thread(self._follow_own_log)
+            self.container.spawn_managed_thread(self._follow)
         if self.upstreams():
             self.container.spawn_managed_thread(self._sweep_upstreams)
 
@@ -99,10 +113,10 @@ class EventLog(DependencyProvider):
         return WorkerLog(self, worker_ctx)
 
     def catch_up(self) -> None:
-        """Apply every event of the own log the projections that follow it have not seen yet."""
+        """Apply every event of the own log the consumers that follow it have not seen yet."""
         own = self.store.service
         for runner in self.runners:
-            if own in runner.projection.upstreams:
+            if own in runner.consumer.upstreams:
                 runner.catch_up(own, self.store.iter_since(runner.position(own)))
 
     def log_of(self, upstream: str) -> Iterator[Any]:
@@ -117,33 +131,47 @@ class EventLog(DependencyProvider):
             if len(page) < UPSTREAM_PAGE:
                 return
 
-    def _follow_own_log(self) -> None:
+    def _follow(self) -> None:
+        """Keep the consumers of the own log current, and retry stalled consumers when due."""
         while not self._stop.is_set():
             self._wakeup.clear()
             try:
                 self.catch_up()
+                self.retry_stalled()
             except Exception:  # keep following: a broken database must not end the service
-                log.exception("projection catch-up failed; retrying")
+                log.exception("catching up the consumers failed; retrying")
             self._wakeup.wait(FOLLOW_POLL_SECONDS)
 
+    def retry_stalled(self) -> None:
+        """Give each stalled consumer whose back-off has passed its next try, from its upstream's log."""
+        for runner in self.runners:
+            for upstream in runner.due_retries():
+                if upstream == self.store.service:
+                    runner.catch_up(upstream, self.store.iter_since(runner.position(upstream)))
+                else:
+                    self._pull(runner, upstream)
+
     def upstreams(self) -> set[str]:
-        """Other services whose events this service projects."""
-        return {upstream for runner in self.runners for upstream in runner.projection.upstreams} - {self.store.service}
+        """Other services whose events this service consumes."""
+        return self.followed_services() - {self.store.service}
 
     def project(self, upstream: str, envelope: dict[str, Any]) -> None:
-        """Apply one delivered event of ``upstream`` to every projection that follows it."""
+        """Apply one delivered event of ``upstream`` to every consumer that follows it."""
         for runner in self.runners:
-            if upstream in runner.projection.upstreams:
+            if upstream in runner.consumer.upstreams:
                 runner.handle(upstream, envelope)
 
     def pull_upstreams(self) -> None:
         """Ask each producer for what we have not seen yet (events published while we were away)."""
         for runner in self.runners:
-            for upstream in set(runner.projection.upstreams) - {self.store.service}:
-                while events := self.fetch_upstream(upstream, runner.position(upstream), UPSTREAM_PAGE):
-                    runner.catch_up(upstream, events)
-                    if len(events) < UPSTREAM_PAGE:
-                        break
+            for upstream in set(runner.consumer.upstreams) - {self.store.service}:
+                self._pull(runner, upstream)
+
+    def _pull(self, runner: ConsumerRunner, upstream: str) -> None:
+        while events := self.fetch_upstream(upstream, runner.position(upstream), UPSTREAM_PAGE):
+            outcomes = runner.catch_up(upstream, events)
+            if len(events) < UPSTREAM_PAGE or outcomes.get("stalled"):
+                break
 
     def _sweep_upstreams(self) -> None:
         while not self._stop.is_set():
@@ -156,14 +184,20 @@ class EventLog(DependencyProvider):
     def health(self) -> dict[str, Any]:
         head = self.store.head_position()
         own = self.store.service
+        consumers: dict[str, dict[str, Any]] = {"projections": {}, "reactions": {}}
+        for runner in self.runners:
+            positions = runner.positions()
+            kind = "projections" if runner.consumer.rebuildable else "reactions"
+            consumers[kind][runner.consumer.name] = {
+                "positions": positions,
+                "lag": head - positions[own] if own in positions else 0,  # lag of the own log only
+                "forked": dict(runner.forked),
+                "stalled": runner.stalled(),
+            }
         return {
             "service": own,
             "log_position": head,
-            "projections": {runner.projection.name: {
-                "positions": positions,
-                "lag": head - positions[own] if own in positions else 0,  # lag of the own log only
-                "forked": dict(runner.forked)}
-                for runner in self.runners for positions in [runner.positions()]},
+            **consumers,
             "relay_backlog": self.relay.backlog(),
             "dead_letters": self.dead_letters.count(),
         }
@@ -184,8 +218,9 @@ class WorkerLog:
                               correlation_id=self._worker_ctx.data.get("correlation_id") or stack[0],
                               causation_id=self._worker_ctx.call_id)
 
-    def project(self, upstream: str, envelope: Any) -> None:
-        """Entry for ``@event_handler(upstream, "#")``: validate, then apply."""
+    def project(self, envelope: Any) -> None:
+        """Entry for an upstream's ``@event_handler``: validate, then apply to the consumers that follow it."""
+        upstream = self._worker_ctx.entrypoint.source_service
         try:
             load(EnvelopeSchema(), envelope)
         except ValidationError as error:  # not an event at all: nothing to apply or park
@@ -196,16 +231,7 @@ class WorkerLog:
             return
         self.provider.project(upstream, envelope)
 
-    def once(self, command_id: str | None, handle: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """Run a command unless one with this id already ran: then return its first result."""
-        if command_id is not None:
-            earlier = self.store.command_result(command_id)
-            if earlier is not None:
-                return earlier
-        return handle()
-
     def append(self, principal: Principal, stream_id: str, events: Sequence[NewEvent],
-               expected_version: int | None, command_id: str | None = None,
-               result: Callable[[Appended], dict[str, Any]] | None = None) -> Any:
-        return self.store.append(stream_id, events, expected_version, self.context(principal),
-                                 command_id=command_id, result=result)
+               expected_version: int | None) -> Appended:
+        """Append events that no caller's command id guards (records of reads, timer decisions)."""
+        return self.store.append(stream_id, events, expected_version, self.context(principal))

@@ -1,12 +1,16 @@
-"""RPC methods every service has (DESIGN.md): its log, health and checks.
+"""What every service has: RPC methods for its log, health and checks, and its upstream subscriptions.
 
 A service class inherits ``LogEndpoints`` and names its dependencies
-``auth`` (Authorization) and ``log`` (EventLog).
+``auth`` (Authorization) and ``log`` (EventLog). The subscriptions follow
+from the upstreams its consumers declare: one ``@event_handler(upstream,
+"#")`` per other service, all on ``on_upstream_event``, so one queue per
+upstream keeps that upstream's events in order.
 """
 
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
+from nameko.events import event_handler
 from nameko.rpc import rpc
 
 from shared.auth import ROLES, allow
@@ -28,6 +32,20 @@ class _DeadLetter(Schema):
 
 
 class LogEndpoints:
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        upstreams = sorted(cls.log.followed_services() - {cls.name})
+        if not upstreams:
+            return
+
+        def on_upstream_event(self, envelope):
+            """An event of a service this one follows: apply it to the consumers that follow it."""
+            self.log.project(envelope)
+
+        for upstream in upstreams:
+            on_upstream_event = event_handler(upstream, "#")(on_upstream_event)
+        cls.on_upstream_event = on_upstream_event
+
     @rpc
     @allow("service", "auditor", "admin")
     def events_since(self, *args, **kwargs):
@@ -52,7 +70,7 @@ class LogEndpoints:
         """Rebuild every projection from its logs (own and upstream) and compare it with the live one."""
         provider = self.log.provider
         provider.catch_up()
-        return [runner.rebuild(provider.log_of) for runner in provider.runners]
+        return [runner.rebuild(provider.log_of) for runner in provider.runners if runner.consumer.rebuildable]
 
     @rpc
     @allow("admin", "supervisor")
@@ -65,7 +83,7 @@ class LogEndpoints:
         dead_letter_id = load_call(_DeadLetter(), args, kwargs)["dead_letter_id"]
         provider = self.log.provider
         consumer = provider.dead_letters.get(dead_letter_id)["consumer"]
-        runner = next((r for r in provider.runners if r.projection.name == consumer), None)
+        runner = next((r for r in provider.runners if r.consumer.name == consumer), None)
         if runner is None:
             raise NotFound(f"dead letter {dead_letter_id} belongs to {consumer}, which this service does not run")
         return {"id": dead_letter_id, "outcome": provider.dead_letters.retry(dead_letter_id, runner)}

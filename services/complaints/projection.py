@@ -4,9 +4,9 @@ One row per complaint, kept in step with the complaints log. The summary is
 held decrypted (it is what a list shows); every other text stays in the log,
 sealed. The list also follows the customers' log for one event:
 ``CustomerErased`` drops the summaries of that customer's complaints (the
-directory projection destroys the key, so a rebuild cannot bring them back).
-Events are told apart by producer (``envelope.service``), so a stray event
-of one log can never be applied as the other's.
+erasure reaction destroys the key, so a rebuild cannot bring them back).
+Handlers are chosen by producer and event type, so a stray event of one log
+can never be applied as the other's.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from contracts.complaints import EVENT_SCHEMAS
 from services.complaints.domain import status_after
-from shared.crypto import KeyRing
+from shared.consumers import Projection, handles
 from shared.eventstore.envelope import Envelope
-from shared.projections import Projection
 
 metadata = MetaData()
 
@@ -52,29 +52,22 @@ complaint_list = Table(
 _REPLIES = ("ComplaintResponded", "ComplaintInfoRequested", "ComplaintResolved")
 
 
+_CHANGES = tuple(event_type for event_type in EVENT_SCHEMAS if event_type != "ComplaintFiled")
+
+
 class ComplaintList(Projection):
     name = "complaints.list"
-    upstreams = ("complaints", "customers")
     metadata = metadata
+    never_parked = frozenset({"CustomerErased"})
 
-    def __init__(self, keys: KeyRing):
-        self.keys = keys
+    @handles("customers", "CustomerErased")
+    def customer_erased(self, connection: Connection, envelope: Envelope) -> None:
+        connection.execute(update(complaint_list)
+                           .where(complaint_list.c.customer_id == envelope.data["customer_id"])
+                           .values(summary=None, pii_erased=True))
 
-    def apply(self, connection: Connection, envelope: Envelope) -> None:
-        if envelope.service == "customers":
-            if envelope.type == "CustomerErased":
-                connection.execute(update(complaint_list)
-                                   .where(complaint_list.c.customer_id == envelope.data["customer_id"])
-                                   .values(summary=None, pii_erased=True))
-            return
-        if envelope.service != "complaints" or not envelope.type.startswith("Complaint"):
-            return
-        if envelope.type == "ComplaintFiled":
-            self._filed(connection, envelope)
-        else:
-            self._changed(connection, envelope)
-
-    def _filed(self, connection: Connection, envelope: Envelope) -> None:
+    @handles("complaints", "ComplaintFiled")
+    def filed(self, connection: Connection, envelope: Envelope) -> None:
         data = envelope.data
         summary = self.keys.decrypt(data["customer_id"], data["summary"])
         connection.execute(insert(complaint_list).values(
@@ -84,7 +77,8 @@ class ComplaintList(Projection):
             filed_at=envelope.occurred_at, reopen_count=0, breached=False, breach_count=0,
             pii_erased=summary is None, version=envelope.stream_version, updated_at=envelope.recorded_at))
 
-    def _changed(self, connection: Connection, envelope: Envelope) -> None:
+    @handles("complaints", *_CHANGES)
+    def changed(self, connection: Connection, envelope: Envelope) -> None:
         data, at, table = envelope.data, envelope.occurred_at, complaint_list
         where = table.c.complaint_id == data["complaint_id"]
         status = connection.execute(select(table.c.status).where(where)).scalar_one()

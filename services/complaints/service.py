@@ -1,11 +1,11 @@
 """complaints — record → classify → assign → track → confirm satisfied (seed 004).
 
-Each command validates its payload, checks the caller's role, loads the
-complaint from its stream, lets the domain decide at the service clock's
-``now``, seals the free texts with the customer's key, and appends. Reads of
-one complaint come from the log (always current); ``list`` and ``stats``
-come from the complaint list projection. Customers are known from the
-service's own projection of the customers' events, fed by an event handler.
+Each command validates its payload, checks the caller's role and lets the
+domain decide at the service clock's ``now`` through the shared command
+path (``shared.commands``: idempotency, load, decide, seal, append). Reads
+of one complaint come from the log (always current); ``list`` and
+``stats`` come from the complaint list projection. Customers are known
+from the service's own projection of the customers' events.
 The SLA timer sweeps open complaints once per interval on the replica that
 holds its lease; ``run_sla_check(now)`` runs the same sweep on demand.
 """
@@ -14,24 +14,26 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from nameko.events import event_handler
 from nameko.rpc import rpc
 
 from contracts import complaints as contract
 from services.complaints import domain, views
-from services.complaints.directory import CustomerDirectory, customer_status
+from services.complaints.aggregate import COMPLAINT, filed_answer
+from services.complaints.known_customers import KnownCustomers, customer_status
 from services.complaints.projection import ComplaintList
 from services.complaints.timer import DEFAULT_TIMER_SECONDS, TIMER_PRINCIPAL, ComplaintRules, sla_timer, sweep
 from shared.auth import Authorization, allow
+from shared.commands import Repository
+from shared.erasure import DestroyDataKeyOnErasure
 from shared.errors import Conflict, NotFound, ValidationError
 from shared.event_log import EventLog
-from shared.eventstore.envelope import NewEvent, new_id
+from shared.eventstore.envelope import new_id
 from shared.log_endpoints import LogEndpoints
 from shared.validation import load_call
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 FILERS = ("agent", "supervisor", "service", "admin")
@@ -39,16 +41,14 @@ HANDLERS = ("agent", "supervisor", "admin")
 SUPERVISORS = ("supervisor", "admin")
 READERS = ("agent", "supervisor", "service", "admin", "auditor")
 
-Decision = Callable[[domain.Complaint, Any], list[NewEvent]]
-
 
 class ComplaintsService(LogEndpoints):
     name = "complaints"
 
     auth = Authorization()
     sla = ComplaintRules()
-    log = EventLog(projections=lambda keys: [CustomerDirectory(keys), ComplaintList(keys)],
-                   migrations=MIGRATIONS)
+    log = EventLog(consumers=[KnownCustomers, ComplaintList, DestroyDataKeyOnErasure], migrations=MIGRATIONS)
+    complaints = Repository(COMPLAINT)
 
     # -- commands --------------------------------------------------------------
 
@@ -57,13 +57,20 @@ class ComplaintsService(LogEndpoints):
     def file(self, *args, **kwargs):
         """Record a complaint; answers its priority and SLA due times."""
         command = load_call(contract.File(), args, kwargs)
-        return self.log.once(command["command_id"], lambda: self._file(command))
+
+        def decide(complaint: domain.Complaint):
+            self._require_known_customer(command["customer_id"])
+            if command["related_complaint_id"]:
+                self._require_related(command["related_complaint_id"], command["customer_id"])
+            return domain.decide_file(complaint.complaint_id, command, self.sla.now(), self.sla.rules)
+
+        return self.complaints.create(new_id(), command, decide, filed_answer)
 
     @rpc
     @allow(*SUPERVISORS)
     def classify(self, *args, **kwargs):
         command = load_call(contract.Classify(), args, kwargs)
-        return self._decide(command, lambda complaint, now: domain.decide_classify(
+        return self._change(command, lambda complaint, now: domain.decide_classify(
             complaint, command["category"], command["priority"], now, command["expected_version"]))
 
     @rpc
@@ -71,14 +78,14 @@ class ComplaintsService(LogEndpoints):
     def assign(self, *args, **kwargs):
         """Assign or reassign to an agent."""
         command = load_call(contract.Assign(), args, kwargs)
-        return self._decide(command, lambda complaint, now: domain.decide_assign(
+        return self._change(command, lambda complaint, now: domain.decide_assign(
             complaint, command["agent"], now, command["expected_version"]))
 
     @rpc
     @allow(*HANDLERS)
     def respond(self, *args, **kwargs):
         command = load_call(contract.Respond(), args, kwargs)
-        return self._decide(command, lambda complaint, now: domain.decide_respond(
+        return self._change(command, lambda complaint, now: domain.decide_respond(
             complaint, command["message"], now, command["expected_version"]))
 
     @rpc
@@ -86,7 +93,7 @@ class ComplaintsService(LogEndpoints):
     def request_info(self, *args, **kwargs):
         """Ask the customer; the SLA clocks stop until ``customer_replied`` or the next ``respond``."""
         command = load_call(contract.RequestInfo(), args, kwargs)
-        return self._decide(command, lambda complaint, now: domain.decide_request_info(
+        return self._change(command, lambda complaint, now: domain.decide_request_info(
             complaint, command["question"], now, command["expected_version"]))
 
     @rpc
@@ -94,7 +101,7 @@ class ComplaintsService(LogEndpoints):
     def customer_replied(self, *args, **kwargs):
         """The customer's answer to ``request_info``; the SLA clocks run again."""
         command = load_call(contract.CustomerReplied(), args, kwargs)
-        return self._decide(command, lambda complaint, now: domain.decide_customer_replied(
+        return self._change(command, lambda complaint, now: domain.decide_customer_replied(
             complaint, command["message"], now, command["expected_version"]))
 
     @rpc
@@ -102,14 +109,14 @@ class ComplaintsService(LogEndpoints):
     def escalate(self, *args, **kwargs):
         """上报: one level up, with a reason."""
         command = load_call(contract.Escalate(), args, kwargs)
-        return self._decide(command, lambda complaint, now: domain.decide_escalate(
+        return self._change(command, lambda complaint, now: domain.decide_escalate(
             complaint, command["reason"], now, self.sla.rules, command["expected_version"]))
 
     @rpc
     @allow(*HANDLERS)
     def resolve(self, *args, **kwargs):
         command = load_call(contract.Resolve(), args, kwargs)
-        return self._decide(command, lambda complaint, now: domain.decide_resolve(
+        return self._change(command, lambda complaint, now: domain.decide_resolve(
             complaint, command["resolution"], now, command["expected_version"]))
 
     @rpc
@@ -117,7 +124,7 @@ class ComplaintsService(LogEndpoints):
     def confirm(self, *args, **kwargs):
         """The customer's confirmation: satisfied closes, not satisfied reopens; the score is asked once."""
         command = load_call(contract.Confirm(), args, kwargs)
-        return self._decide(command, lambda complaint, now: domain.decide_confirm(
+        return self._change(command, lambda complaint, now: domain.decide_confirm(
             complaint, command["satisfied"], command["score"], now, command["expected_version"]))
 
     @rpc
@@ -125,7 +132,7 @@ class ComplaintsService(LogEndpoints):
     def reopen(self, *args, **kwargs):
         """Reopen a resolved complaint; a closed one is final (file a new one that links to it)."""
         command = load_call(contract.Reopen(), args, kwargs)
-        return self._decide(command, lambda complaint, now: domain.decide_reopen(
+        return self._change(command, lambda complaint, now: domain.decide_reopen(
             complaint, command["reason"], now, command["expected_version"]))
 
     # -- reads -------------------------------------------------------------------
@@ -135,10 +142,7 @@ class ComplaintsService(LogEndpoints):
     def get(self, *args, **kwargs):
         """The whole complaint; showing its texts in clear is recorded as ``PiiAccessed``."""
         complaint_id = load_call(contract.GetComplaint(), args, kwargs)["complaint_id"]
-        envelopes = self.log.store.read_stream(domain.stream_of(complaint_id))
-        complaint = domain.fold(complaint_id, envelopes)
-        if complaint.status == "new":
-            raise NotFound(f"no complaint {complaint_id}")
+        complaint, envelopes = self.complaints.history(complaint_id)
         view = views.complaint_view(self.log.keys, complaint, envelopes, self.sla.rules, self.sla.now(),
                                     show_texts=self.principal.role in views.TEXT_READERS)
         shown = views.texts_in(view)
@@ -177,48 +181,12 @@ class ComplaintsService(LogEndpoints):
         if self.sla.lease(self.log.store.engine).acquire():
             sweep(self.log, TIMER_PRINCIPAL, self.sla.rules, self.sla.now())
 
-    # -- customers' events -----------------------------------------------------------
-
-    @event_handler("customers", "#")
-    def on_customer_event(self, envelope):
-        """Keep the directory (known, erased) and the list (erasure drops PII) in step."""
-        self.log.project("customers", envelope)
-
     # -- helpers -----------------------------------------------------------------
 
-    def _load(self, complaint_id: str) -> domain.Complaint:
-        complaint = domain.fold(complaint_id, self.log.store.read_stream(domain.stream_of(complaint_id)))
-        if complaint.status == "new":
-            raise NotFound(f"no complaint {complaint_id}")
-        return complaint
-
-    def _file(self, command: dict[str, Any]) -> dict[str, Any]:
-        customer_id = command["customer_id"]
-        self._require_known_customer(customer_id)
-        if command["related_complaint_id"]:
-            self._require_related(command["related_complaint_id"], customer_id)
-        complaint_id = new_id()
-        events = views.seal(self.log.keys, customer_id,
-                            domain.decide_file(complaint_id, command, self.sla.now(), self.sla.rules))
-        appended = self.log.append(self.principal, domain.stream_of(complaint_id), events, 0,
-                                   command_id=command["command_id"],
-                                   result=lambda done: views.filed_result(complaint_id, done))
-        return appended if isinstance(appended, dict) else views.filed_result(complaint_id, appended)
-
-    def _decide(self, command: dict[str, Any], decide: Decision) -> dict[str, Any]:
-        """Load, decide, seal, append: the path of every command on an existing complaint."""
-        def handle() -> dict[str, Any]:
-            complaint = self._load(command["complaint_id"])
-            events = decide(complaint, self.sla.now())
-            if not events:
-                return views.command_result(complaint)
-            sealed = views.seal(self.log.keys, complaint.customer_id, events)
-            appended = self.log.append(self.principal, domain.stream_of(complaint.complaint_id), sealed,
-                                       complaint.version, command_id=command["command_id"],
-                                       result=lambda done: views.command_result(complaint, done))
-            return appended if isinstance(appended, dict) else views.command_result(complaint, appended)
-
-        return self.log.once(command["command_id"], handle)
+    def _change(self, command: dict[str, Any], decide) -> dict[str, Any]:
+        """Run ``decide(complaint, now)`` on the complaint the command names, at the service clock's now."""
+        return self.complaints.change(command["complaint_id"], command,
+                                      lambda complaint: decide(complaint, self.sla.now()))
 
     def _require_known_customer(self, customer_id: str) -> None:
         """Refuse unknown and erased customers; on a miss, pull the customers' log once first."""
@@ -228,7 +196,7 @@ class ComplaintsService(LogEndpoints):
             try:
                 self.log.provider.pull_upstreams()  # registered a moment ago: its event may be on its way
             except Exception as error:  # noqa: BLE001 - customers unreachable: decide on what we know
-                log.warning("could not pull customers' events: %s", error)
+                logger.warning("could not pull customers' events: %s", error)
             status = customer_status(engine, customer_id)
         if status is None:
             raise NotFound(f"no customer {customer_id} is known to the complaints service: "
@@ -237,7 +205,10 @@ class ComplaintsService(LogEndpoints):
             raise Conflict(f"customer {customer_id} was erased; no complaint can be filed for them")
 
     def _require_related(self, related_id: str, customer_id: str) -> None:
-        related = domain.fold(related_id, self.log.store.read_stream(domain.stream_of(related_id)))
-        if related.status == "new" or related.customer_id != customer_id:
+        try:
+            related = self.complaints.load(related_id)
+        except NotFound:
+            related = None
+        if related is None or related.customer_id != customer_id:
             raise ValidationError({"related_complaint_id": [
                 f"no complaint {related_id} of customer {customer_id} to link to"]})

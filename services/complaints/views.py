@@ -1,13 +1,12 @@
-"""What the complaints service seals and shows: sealed texts, results, views, lists, stats.
+"""What the complaints service shows: one complaint, lists and stats.
 
-Kept apart from the service class so that PII handling and the figures are
-in one place and unit-tested without a broker.
+Kept apart from the service class so that decrypting texts on the read
+path and the figures are in one place and unit-tested without a broker.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from statistics import median
 from typing import Any, Iterable
@@ -20,35 +19,10 @@ from contracts.complaints import CATEGORIES, STATUSES, TEXT_FIELDS
 from services.complaints import domain
 from services.complaints.projection import complaint_list
 from shared.crypto import KeyRing
-from shared.eventstore.envelope import Envelope, NewEvent
-from shared.eventstore.store import Appended
+from shared.eventstore.envelope import Envelope
 
 #: Roles that see complaint texts; others (auditors) see everything else.
 TEXT_READERS = ("agent", "supervisor", "service", "admin")
-
-
-def seal(keys: KeyRing, customer_id: str, events: list[NewEvent]) -> list[NewEvent]:
-    """Encrypt the free texts of decided events with the customer's data key."""
-    return [replace(event, data=keys.encrypt_fields(customer_id, event.data, TEXT_FIELDS[event.type]))
-            if event.type in TEXT_FIELDS else event for event in events]
-
-
-def command_result(state: domain.Complaint, appended: Appended | None = None) -> dict[str, Any]:
-    """``complaint_id``, new ``version`` and the ``status`` the command left behind."""
-    status, version = state.status, state.version
-    if appended is not None:
-        for envelope in appended.envelopes:
-            status = domain.status_after(status, envelope.type)
-        version = appended.version
-    return {"complaint_id": state.complaint_id, "version": version, "status": status}
-
-
-def filed_result(complaint_id: str, appended: Appended) -> dict[str, Any]:
-    """What ``file`` answers: the id, version, priority and the due times it set."""
-    data = appended.envelopes[0].data
-    return {"complaint_id": complaint_id, "version": appended.version, "status": "open",
-            "priority": data["priority"], "first_reply_due": data["first_reply_due"], "next_reply_due": None,
-            "resolution_due": data["resolution_due"]}
 
 
 # -- one complaint -------------------------------------------------------------------

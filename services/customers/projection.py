@@ -2,7 +2,9 @@
 
 It holds PII in plain text for search (decrypted while applying), and drops
 it when the customer is erased; rebuilding it after erasure finds the keys
-destroyed and so cannot bring the PII back.
+destroyed (by the erasure reaction, ``shared.erasure``) and so cannot bring
+the PII back. An erasure is never parked here: a parked one would leave the
+PII in the directory.
 """
 
 from __future__ import annotations
@@ -13,9 +15,8 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, Text, delete, i
 from sqlalchemy.engine import Connection
 
 from contracts.customers import PII_FIELDS
-from shared.crypto import KeyRing
+from shared.consumers import Projection, handles
 from shared.eventstore.envelope import Envelope
-from shared.projections import Projection
 
 metadata = MetaData()
 
@@ -58,19 +59,12 @@ _PLAIN_COLUMNS = ("birthday_calendar", "locale", "timezone", "tier")
 
 class CustomerDirectory(Projection):
     name = "customers.directory"
-    upstreams = ("customers",)
     metadata = metadata
+    never_parked = frozenset({"CustomerErased"})
 
-    def __init__(self, keys: KeyRing):
-        self.keys = keys
-
-    def apply(self, connection: Connection, envelope: Envelope) -> None:
-        handler = getattr(self, f"_on_{envelope.type}", None)
-        if handler is not None:
-            handler(connection, envelope, envelope.data["customer_id"])
-
-    def _on_CustomerRegistered(self, connection: Connection, envelope: Envelope, customer_id: str) -> None:
-        data = envelope.data
+    @handles("customers", "CustomerRegistered")
+    def registered(self, connection: Connection, envelope: Envelope) -> None:
+        data, customer_id = envelope.data, envelope.data["customer_id"]
         pii = self._open(customer_id, data)
         connection.execute(insert(directory).values(
             customer_id=customer_id, status="active", consents=json.dumps(sorted(data["consents"])),
@@ -78,45 +72,52 @@ class CustomerDirectory(Projection):
             name_key=_name_key(pii["name"]), **pii, **{key: data[key] for key in _PLAIN_COLUMNS}))
         self._set_tags(connection, customer_id, data["tags"])
 
-    def _on_CustomerDetailsChanged(self, connection: Connection, envelope: Envelope, customer_id: str) -> None:
+    @handles("customers", "CustomerDetailsChanged")
+    def details_changed(self, connection: Connection, envelope: Envelope) -> None:
+        customer_id = envelope.data["customer_id"]
         changes = dict(envelope.data["changes"])
         new_tags = changes.pop("tags", None)
         values = {**changes, **self._open(customer_id, {k: v for k, v in changes.items() if k in PII_FIELDS})}
         if "name" in values:
             values["name_key"] = _name_key(values["name"])
-        self._touch(connection, envelope, customer_id, **values)
+        self._touch(connection, envelope, **values)
         if new_tags is not None:
             self._set_tags(connection, customer_id, new_tags)
 
-    def _on_CustomerTierChanged(self, connection: Connection, envelope: Envelope, customer_id: str) -> None:
-        self._touch(connection, envelope, customer_id, tier=envelope.data["tier"])
+    @handles("customers", "CustomerTierChanged")
+    def tier_changed(self, connection: Connection, envelope: Envelope) -> None:
+        self._touch(connection, envelope, tier=envelope.data["tier"])
 
-    def _on_ConsentGiven(self, connection: Connection, envelope: Envelope, customer_id: str) -> None:
-        self._change_consent(connection, envelope, customer_id, give=True)
+    @handles("customers", "ConsentGiven")
+    def consent_given(self, connection: Connection, envelope: Envelope) -> None:
+        self._change_consent(connection, envelope, give=True)
 
-    def _on_ConsentWithdrawn(self, connection: Connection, envelope: Envelope, customer_id: str) -> None:
-        self._change_consent(connection, envelope, customer_id, give=False)
+    @handles("customers", "ConsentWithdrawn")
+    def consent_withdrawn(self, connection: Connection, envelope: Envelope) -> None:
+        self._change_consent(connection, envelope, give=False)
 
-    def _on_CustomerErased(self, connection: Connection, envelope: Envelope, customer_id: str) -> None:
-        self.keys.destroy(customer_id, connection)  # idempotent: completes an erase interrupted after its event
-        self._touch(connection, envelope, customer_id, status="erased", consents="[]", name_key=None,
+    @handles("customers", "CustomerErased")
+    def erased(self, connection: Connection, envelope: Envelope) -> None:
+        customer_id = envelope.data["customer_id"]
+        self._touch(connection, envelope, status="erased", consents="[]", name_key=None,
                     **{field: None for field in PII_FIELDS})
         connection.execute(delete(tags).where(tags.c.customer_id == customer_id))
         connection.execute(insert(erasure_receipts).values(
             customer_id=customer_id, receipt_id=envelope.data["receipt_id"], reason=envelope.data["reason"],
             erased_at=envelope.data["erased_at"], erased_by=envelope.actor["id"]))
 
-    def _change_consent(self, connection: Connection, envelope: Envelope, customer_id: str, give: bool) -> None:
+    def _change_consent(self, connection: Connection, envelope: Envelope, give: bool) -> None:
+        customer_id = envelope.data["customer_id"]
         current = set(json.loads(connection.execute(
             directory.select().with_only_columns(directory.c.consents)
             .where(directory.c.customer_id == customer_id)).scalar_one()))
         purpose = envelope.data["purpose"]
         consents = current | {purpose} if give else current - {purpose}
-        self._touch(connection, envelope, customer_id, consents=json.dumps(sorted(consents)))
+        self._touch(connection, envelope, consents=json.dumps(sorted(consents)))
 
     @staticmethod
-    def _touch(connection: Connection, envelope: Envelope, customer_id: str, **values) -> None:
-        connection.execute(update(directory).where(directory.c.customer_id == customer_id)
+    def _touch(connection: Connection, envelope: Envelope, **values) -> None:
+        connection.execute(update(directory).where(directory.c.customer_id == envelope.data["customer_id"])
                            .values(version=envelope.stream_version, updated_at=envelope.recorded_at, **values))
 
     @staticmethod

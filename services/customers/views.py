@@ -1,13 +1,12 @@
-"""What the customers service shows and seals: views of state, searches, results.
+"""What the customers service shows: views of one customer, contact details, exports and searches.
 
-Kept apart from the service class so that masking and PII handling live in
-one place and are unit-tested without a broker.
+Kept apart from the service class so that masking and decryption on the
+read path live in one place and are unit-tested without a broker.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -18,35 +17,7 @@ from services.customers.domain import Customer, access_stream_of, stream_of
 from services.customers.masking import mask_email, mask_phone
 from services.customers.projection import directory, tags
 from shared.crypto import KeyRing
-from shared.eventstore.envelope import NewEvent
-from shared.eventstore.store import Appended, EventStore
-
-
-def seal(keys: KeyRing, customer_id: str, events: list[NewEvent]) -> list[NewEvent]:
-    """Encrypt the PII of decided events with the customer's data key."""
-    sealed = []
-    for event in events:
-        data = event.data
-        if event.type == "CustomerRegistered":
-            data = keys.encrypt_fields(customer_id, data, PII_FIELDS)
-        elif event.type == "CustomerDetailsChanged":
-            data = {**data, "changes": keys.encrypt_fields(customer_id, data["changes"], PII_FIELDS)}
-        sealed.append(replace(event, data=data))
-    return sealed
-
-
-def command_result(customer_id: str, appended: Appended) -> dict[str, Any]:
-    return {"customer_id": customer_id, "version": appended.version}
-
-
-def erasure_receipt(customer_id: str, appended: Appended) -> dict[str, Any]:
-    """The PII-free proof of erasure kept for the record."""
-    erased = appended.envelopes[-1]
-    return {**command_result(customer_id, appended),
-            "receipt": {"receipt_id": erased.data["receipt_id"], "customer_id": customer_id,
-                        "reason": erased.data["reason"], "erased_at": erased.data["erased_at"],
-                        "erased_by": erased.actor["id"], "event_id": erased.event_id,
-                        "position": erased.position, "key_destroyed": True}}
+from shared.eventstore.store import EventStore
 
 
 def customer_view(keys: KeyRing, customer: Customer, masked: bool) -> dict[str, Any]:

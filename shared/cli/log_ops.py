@@ -17,7 +17,10 @@ def rebuild(service: str = typer.Argument(..., help="Service whose projections t
     """Rebuild every projection from the log and compare checksums with the live one."""
     reports = rpc_call(service, "rebuild_projections")
     print_table(reports, ["projection", "events", "live_checksum", "rebuilt_checksum", "equal", "same_chain",
-                          "repaired"])
+                          "repaired", "refused"])
+    refused = [f"{report['projection']}: {report['refused']}" for report in reports if report["refused"]]
+    if refused:
+        fail("not repaired, " + "; ".join(refused))
     if not all(report["equal"] or report["repaired"] for report in reports):
         fail("a rebuilt projection differs from the live one and was not repaired")
 

@@ -46,7 +46,8 @@ MAX_APPEND_ATTEMPTS = 100
 ENVELOPE_COLUMNS = tuple(field.name for field in fields(Envelope))
 INSERT_EVENTS = (f"INSERT INTO events ({', '.join(ENVELOPE_COLUMNS)}) "
                  f"VALUES ({', '.join('?' for _ in ENVELOPE_COLUMNS)})")
-INSERT_RESULT = "INSERT INTO command_results (command_id, result, recorded_at) VALUES (?, ?, ?)"
+INSERT_RESULT = ("INSERT INTO command_results (command_id, result, recorded_at, fingerprint) "
+                 "VALUES (?, ?, ?, ?)")
 SELECT_HEAD = "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
 SELECT_STREAM_VERSION = "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = ?"
 
@@ -58,9 +59,27 @@ RESULT_KEY = "command_results_pkey"
 
 @dataclass(frozen=True)
 class Appended:
+    """A command's events as the log holds them, and the result stored under its id (if it had one)."""
+
     stream_id: str
     version: int
     envelopes: list[Envelope]
+    result: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    """What a command with an id leaves beside its events, in the same transaction.
+
+    ``fingerprint`` says which method and payload the id ran with;
+    ``result(appended)`` computes what a repeat gets back. It may run more
+    than once (a PostgreSQL writer that lost a race builds the events
+    again), so it must only compute.
+    """
+
+    command_id: str
+    fingerprint: str
+    result: Callable[[Appended], dict[str, Any]]
 
 
 @dataclass(slots=True)
@@ -72,8 +91,7 @@ class Command:
     events: Sequence[NewEvent]
     expected_version: int | None
     context: CommandContext
-    command_id: str | None = None
-    result: Callable[[Appended], dict[str, Any]] | None = None
+    record: CommandRecord | None = None
 
     def check_version(self, current: int) -> None:
         """Refuse unless the stream is where the command decided it was."""
@@ -103,10 +121,9 @@ class Command:
             envelopes.append(envelope_from_row(row, event.schema_version, context.actor, event.data))
             prev_hash = event_hash
         appended = Appended(self.stream_id, version, envelopes)
-        stored = None
-        if self.command_id is not None:
-            stored = self.result(appended) if self.result else {"stream_id": self.stream_id, "version": version}
-        return Sealed(appended, rows, stored, recorded_at)
+        if self.record is not None:
+            appended = Appended(self.stream_id, version, envelopes, self.record.result(appended))
+        return Sealed(appended, rows, recorded_at)
 
 
 @dataclass(slots=True)
@@ -115,7 +132,6 @@ class Sealed:
 
     appended: Appended
     rows: list[tuple]  # in ENVELOPE_COLUMNS order
-    stored: dict[str, Any] | None  # the result kept under the command's id
     recorded_at: str
 
     @property
@@ -123,8 +139,9 @@ class Sealed:
         last = self.appended.envelopes[-1]
         return last.position, last.hash
 
-    def result_row(self, command_id: str) -> tuple[str, str, str]:
-        return command_id, canonical_json(self.stored), self.recorded_at
+    def result_row(self, record: CommandRecord) -> tuple[str, str, str, str]:
+        """The ``command_results`` row, in ``INSERT_RESULT``'s column order."""
+        return record.command_id, canonical_json(self.appended.result), self.recorded_at, record.fingerprint
 
 
 def stale_version(stream_id: str, expected_version: int, current: int | None = None) -> Conflict:
@@ -133,8 +150,12 @@ def stale_version(stream_id: str, expected_version: int, current: int | None = N
                     "reload it and retry with its current version")
 
 
-def repeated_command(command_id: str) -> Conflict:
-    return Conflict(f"command {command_id} has already run")
+class CommandRepeated(Conflict):
+    """The command id is already recorded: the command ran before (or is running beside this one)."""
+
+    def __init__(self, command_id: str):
+        super().__init__(f"command {command_id} has already run")
+        self.command_id = command_id
 
 
 def writer_for(engine: Engine) -> "SqliteWriter | PostgresWriter":
@@ -174,11 +195,11 @@ class SqliteWriter:
         command.check_version(current)
         sealed = command.seal(current, head)
         cursor.executemany(INSERT_EVENTS, sealed.rows)
-        if command.command_id is not None:
+        if command.record is not None:
             try:
-                cursor.execute(INSERT_RESULT, sealed.result_row(command.command_id))
+                cursor.execute(INSERT_RESULT, sealed.result_row(command.record))
             except self._dbapi.IntegrityError as error:
-                raise repeated_command(command.command_id) from error
+                raise CommandRepeated(command.record.command_id) from error
         return sealed
 
     def _connect(self) -> None:
@@ -210,10 +231,11 @@ def _prepare_append(name: str, one_event: bool, with_result: bool) -> tuple[str,
     insert_events = (f"INSERT INTO events ({', '.join(ENVELOPE_COLUMNS)}) {source} "
                      "WHERE $2 = 0 OR EXISTS (SELECT 1 FROM events WHERE stream_id = $1 AND stream_version = $2)")
     if with_result:
-        types += ["text", "text", "text"]
+        types += ["text", "text", "text", "text"]
         body = (f"WITH appended AS ({insert_events} RETURNING position), "
-                f"recorded AS (INSERT INTO command_results (command_id, result, recorded_at) "
-                f"SELECT ${_RESULT_PARAMETER}, ${_RESULT_PARAMETER + 1}, ${_RESULT_PARAMETER + 2} "
+                f"recorded AS (INSERT INTO command_results (command_id, result, recorded_at, fingerprint) "
+                f"SELECT ${_RESULT_PARAMETER}, ${_RESULT_PARAMETER + 1}, ${_RESULT_PARAMETER + 2}, "
+                f"${_RESULT_PARAMETER + 3} "
                 f"WHERE EXISTS (SELECT 1 FROM appended)) "
                 f"SELECT count(*) FROM appended")
     else:
@@ -272,8 +294,8 @@ class PostgresWriter:
             if command.expected_version is None:
                 return True
             raise stale_version(command.stream_id, command.expected_version) from error
-        if constraint == RESULT_KEY and command.command_id is not None:
-            raise repeated_command(command.command_id) from error
+        if constraint == RESULT_KEY and command.record is not None:
+            raise CommandRepeated(command.record.command_id) from error
         return False
 
     def _attempt(self, command: Command) -> Sealed | None:
@@ -292,10 +314,10 @@ class PostgresWriter:
             one_event = len(sealed.rows) == 1
             parameters = [command.stream_id, version,
                           *(sealed.rows[0] if one_event else [list(column) for column in zip(*sealed.rows)])]
-            if command.command_id is not None:
-                parameters += sealed.result_row(command.command_id)
-            cursor.execute(APPEND_STATEMENTS[one_event, command.command_id is not None][1], parameters)
-            return sealed if _appended(cursor, command.command_id is not None) else None
+            if command.record is not None:
+                parameters += sealed.result_row(command.record)
+            cursor.execute(APPEND_STATEMENTS[one_event, command.record is not None][1], parameters)
+            return sealed if _appended(cursor, command.record is not None) else None
 
     def _connect(self):
         """Hold a fresh connection in autocommit, with the append statements prepared on it."""

@@ -23,20 +23,22 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
-from shared.canonical import GENESIS_HASH
-from shared.errors import Conflict
+from shared.canonical import GENESIS_HASH, canonical_json
 from shared.eventstore.appending import (ENVELOPE_COLUMNS, MAX_APPEND_ATTEMPTS, SELECT_HEAD,
-                                         SELECT_STREAM_VERSION, Appended, Command, writer_for)
+                                         SELECT_STREAM_VERSION, Appended, Command, CommandRecord,
+                                         CommandRepeated, writer_for)
 from shared.eventstore.engine import create_store_engine, paramstyle, pooled_cursor
 from shared.eventstore.envelope import (CommandContext, Envelope, NewEvent, envelope_from_row, hash_input,
-                                        parse_json)
-from shared.eventstore.tables import events
+                                        parse_json, utc_now_iso)
+from shared.eventstore.tables import command_results, events
 from shared.eventstore.upcasting import Upcasters
 
-__all__ = ["Appended", "EventStore", "MAX_APPEND_ATTEMPTS", "READ_PAGE", "VerifyReport"]
+__all__ = ["Appended", "CommandRecord", "CommandRepeated", "EventStore", "MAX_APPEND_ATTEMPTS", "READ_PAGE",
+           "RecordedCommand", "VerifyReport"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,14 @@ class VerifyReport:
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "checked": self.checked,
                 "first_bad_position": self.first_bad_position, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class RecordedCommand:
+    """A command id as the log remembers it: what it ran with, and what it answered."""
+
+    fingerprint: str | None
+    result: dict[str, Any]
 
 
 class EventStore:
@@ -105,32 +115,36 @@ class EventStore:
     # -- writing -----------------------------------------------------------
 
     def append(self, stream_id: str, new_events: Sequence[NewEvent], expected_version: int | None,
-               context: CommandContext, *, command_id: str | None = None,
-               result: Callable[[Appended], dict[str, Any]] | None = None) -> Appended | dict[str, Any]:
+               context: CommandContext, *, record: CommandRecord | None = None) -> Appended:
         """Append one command's events atomically, with the hash chain.
 
         ``expected_version`` is the stream version the command decided on
         (0 for a new stream); ``None`` appends after whatever is there; any
         other version the stream is not at raises ``Conflict`` and writes
-        nothing. With ``command_id`` the result of ``result(appended)`` is
-        stored in the same transaction and returned; a repeat returns it and
-        appends nothing. ``result`` may run more than once (a PostgreSQL
-        writer that lost a race builds the events again), so it must only
-        compute.
+        nothing. With ``record`` the command's id, fingerprint and result
+        are stored in the same transaction; an id already stored raises
+        ``CommandRepeated`` and writes nothing.
         """
         if not new_events:
             raise ValueError("a command must append at least one event")
-        command = Command(self.service, stream_id, new_events, expected_version, context, command_id, result)
-        try:
-            with self._write_lock:
-                sealed = self._writer.append(command)
-        except Conflict:
-            earlier = self.command_result(command_id) if command_id is not None else None
-            if earlier is not None:
-                return earlier  # a repeat conflicts with its own first run
-            raise
+        command = Command(self.service, stream_id, new_events, expected_version, context, record)
+        with self._write_lock:
+            sealed = self._writer.append(command)
         self._notify(sealed.appended.envelopes)
-        return sealed.appended if command_id is None else sealed.stored
+        return sealed.appended
+
+    def record_command(self, command_id: str, fingerprint: str, result: dict[str, Any]) -> None:
+        """Store the result of a command that appended nothing (it found nothing to change).
+
+        Raises ``CommandRepeated`` if the id is stored already.
+        """
+        row = {"command_id": command_id, "result": canonical_json(result), "recorded_at": utc_now_iso(),
+               "fingerprint": fingerprint}
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(insert(command_results), row)
+        except IntegrityError as error:
+            raise CommandRepeated(command_id) from error
 
     def _notify(self, envelopes: list[Envelope]) -> None:
         """Tell listeners; the append has committed, so their failures are only logged."""
@@ -142,10 +156,10 @@ class EventStore:
 
     # -- reading -----------------------------------------------------------
 
-    def command_result(self, command_id: str) -> dict[str, Any] | None:
-        """The stored result of an earlier command with this id, if any."""
-        rows = self._fetch(self._sql.command_result, (command_id,))
-        return json.loads(rows[0][0]) if rows else None
+    def recorded_command(self, command_id: str) -> RecordedCommand | None:
+        """What an earlier command with this id ran with and answered, if one ran."""
+        rows = self._fetch(self._sql.recorded_command, (command_id,))
+        return RecordedCommand(rows[0][0], json.loads(rows[0][1])) if rows else None
 
     def stream_version(self, stream_id: str, connection: Connection | None = None) -> int:
         """The stream's last version, 0 if it has none (inside ``connection``'s transaction if given)."""
@@ -278,4 +292,4 @@ class _Statements:
         self.chain_between = sql(f"{_CHAIN} WHERE position > ? AND position <= ? ORDER BY position LIMIT ?")
         self.hash_at = sql("SELECT hash FROM events WHERE position = ?")
         self.stream_version = sql(SELECT_STREAM_VERSION)
-        self.command_result = sql("SELECT result FROM command_results WHERE command_id = ?")
+        self.recorded_command = sql("SELECT fingerprint, result FROM command_results WHERE command_id = ?")

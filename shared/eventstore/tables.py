@@ -39,6 +39,7 @@ command_results = Table(
     Column("command_id", String(100), primary_key=True),
     Column("result", Text, nullable=False),
     Column("recorded_at", String(32), nullable=False),
+    Column("fingerprint", String(64)),  # of the method and payload the id first ran with
 )
 
 checkpoints = Table(

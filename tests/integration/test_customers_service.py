@@ -140,9 +140,49 @@ def test_repeated_command_id_returns_first_result_and_appends_nothing(customers)
     command_id = str(uuid.uuid4())
     first = call(customers, "agent", "register", **ALICE, command_id=command_id)
     head = call(customers, "admin", "health")["log_position"]
-    again = call(customers, "agent", "register", **{**ALICE, "name": "别人"}, command_id=command_id)
-    assert again == first
+    assert call(customers, "agent", "register", **ALICE, command_id=command_id) == first
     assert call(customers, "admin", "health")["log_position"] == head
+
+
+def test_a_command_id_reused_for_another_payload_or_method_is_a_conflict_that_changes_nothing(customers):
+    command_id = str(uuid.uuid4())
+    created = call(customers, "agent", "register", **ALICE, command_id=command_id)
+    head = call(customers, "admin", "health")["log_position"]
+    other_payload = remote_error(customers, "agent", "register", **{**ALICE, "name": "别人"}, command_id=command_id)
+    other_method = remote_error(customers, "agent", "give_consent", created["customer_id"], "marketing",
+                                command_id=command_id)
+    for error in (other_payload, other_method):
+        assert error.exc_type == "Conflict" and command_id in error.value
+    assert call(customers, "admin", "health")["log_position"] == head
+    assert call(customers, "agent", "get", created["customer_id"])["consents"] == ["callbacks"]
+
+
+def test_a_retried_update_returns_its_first_result(customers):
+    customer_id = call(customers, "agent", "register", **ALICE)["customer_id"]
+    command_id = str(uuid.uuid4())
+    first = call(customers, "agent", "update", customer_id, {"email": "new@example.com"}, 1, command_id=command_id)
+    assert first == {"customer_id": customer_id, "version": 2}
+    head = call(customers, "admin", "health")["log_position"]
+    # The retry decides on version 1, which the stream has left: still the first answer, nothing appended.
+    assert call(customers, "agent", "update", customer_id, {"email": "new@example.com"}, 1,
+                command_id=command_id) == first
+    assert call(customers, "admin", "health")["log_position"] == head
+
+
+def test_an_erase_with_a_reused_command_id_changes_nothing(customers):
+    alice = call(customers, "agent", "register", **ALICE)["customer_id"]
+    bob = call(customers, "agent", "register", **{**ALICE, "name": "李娜", "phone": "13900000000"})["customer_id"]
+    command_id = str(uuid.uuid4())
+    erased = call(customers, "admin", "erase", alice, "customer asked", command_id=command_id)
+    assert erased["receipt"]["key_destroyed"] is True
+    head = call(customers, "admin", "health")["log_position"]
+
+    assert call(customers, "admin", "erase", alice, "customer asked", command_id=command_id) == erased
+    error = remote_error(customers, "admin", "erase", bob, "customer asked", command_id=command_id)
+    assert error.exc_type == "Conflict"
+    assert call(customers, "admin", "health")["log_position"] == head
+    view = call(customers, "agent", "get", bob)
+    assert (view["status"], view["name"], view["phone"]) == ("active", "李娜", "13900000000")
 
 
 def test_bad_input_is_a_validation_error_naming_the_field_and_writes_nothing(customers):

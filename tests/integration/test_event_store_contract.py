@@ -32,7 +32,7 @@ import shared.eventstore.store as store_module
 from shared.canonical import GENESIS_HASH, canonical_json, sha256_hex
 from shared.errors import Conflict
 from shared.eventstore.envelope import CommandContext, Envelope, NewEvent
-from shared.eventstore.store import Appended, EventStore
+from shared.eventstore.store import Appended, CommandRecord, CommandRepeated, EventStore, RecordedCommand
 from shared.eventstore.tables import events
 from shared.eventstore.upcasting import Upcasters
 from tests.support import wait_for
@@ -44,6 +44,11 @@ COMMANDS_PER_WRITER = 25
 EVENTS_PER_COMMAND = 3
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 DEADLINE_SECONDS = 120
+
+
+def record(command_id: str) -> CommandRecord:
+    """A command record whose stored result names the stream version it reached."""
+    return CommandRecord(command_id, sha256_hex(command_id), lambda appended: {"version": appended.version})
 
 
 def registered(name: str = "张伟", **extra) -> NewEvent:
@@ -68,7 +73,7 @@ def append_commands(store: EventStore, writer: str, commands: int) -> None:
         if number % 5 == 4:
             store.append("customer-shared", batch, None, context)
         else:
-            store.append(f"customer-{writer}-{number}", batch, 0, context, command_id=f"{writer}/{number}")
+            store.append(f"customer-{writer}-{number}", batch, 0, context, record=record(f"{writer}/{number}"))
 
 
 def write_in_process(url: str, writer: str, commands: int, ready) -> None:
@@ -200,37 +205,41 @@ class EventStoreContract:
 
         for stale in (0, 1):
             with pytest.raises(Conflict, match="customer-1"):
-                store.append("customer-1", [registered("lost update")], stale, CONTEXT, command_id=f"late-{stale}")
+                store.append("customer-1", [registered("lost update")], stale, CONTEXT, record=record(f"late-{stale}"))
         # Ahead of the stream: would leave a gap in its versions (one event or several, with an id or not).
         for ahead in ([registered("from the future")], [registered("from"), registered("the future")]):
-            for command_id in (None, "ahead"):
+            for command in (None, record("ahead")):
                 with pytest.raises(Conflict):
-                    store.append("customer-1", ahead, 5, CONTEXT, command_id=command_id)
+                    store.append("customer-1", ahead, 5, CONTEXT, record=command)
         with pytest.raises(Conflict):
             store.append("customer-2", [registered()], 1, CONTEXT)
 
         assert store.read_since(0) == before
-        assert all(store.command_result(command_id) is None for command_id in ("late-0", "late-1", "ahead"))
+        assert all(store.recorded_command(command_id) is None for command_id in ("late-0", "late-1", "ahead"))
         assert store.verify().ok
         assert store.append("customer-1", [registered("retried")], 2, CONTEXT).version == 3
 
-    def test_a_repeated_command_id_appends_nothing_and_returns_the_first_result(self, store):
-        first = store.append("customer-1", [registered()], 0, CONTEXT, command_id="register-1",
-                             result=lambda appended: {"customer_id": "1", "version": appended.version,
-                                                      "position": appended.envelopes[-1].position})
-        assert first == {"customer_id": "1", "version": 1, "position": 1}
+    def test_a_command_id_is_stored_with_its_fingerprint_and_result_and_never_twice(self, store):
+        first = store.append("customer-1", [registered()], 0, CONTEXT, record=CommandRecord(
+            "register-1", "f" * 64, lambda appended: {"customer_id": "1", "version": appended.version,
+                                                      "position": appended.envelopes[-1].position}))
+        assert first.result == {"customer_id": "1", "version": 1, "position": 1}
         store.append("customer-2", [registered("李娜")], 0, CONTEXT)
 
-        # The same command again, however it is phrased: same version, no version, another result.
-        for expected_version in (0, None):
-            again = store.append("customer-1", [registered()], expected_version, CONTEXT, command_id="register-1",
-                                 result=lambda appended: {"customer_id": "other"})
-            assert again == first
+        # The same id again, however the command is phrased: refused, nothing written.
+        with pytest.raises(Conflict):
+            store.append("customer-1", [registered()], 0, CONTEXT, record=record("register-1"))
+        with pytest.raises(CommandRepeated):
+            store.append("customer-1", [registered()], None, CONTEXT, record=record("register-1"))
+        with pytest.raises(CommandRepeated):
+            store.record_command("register-1", "e" * 64, {"other": True})
         assert store.head_position() == 2 and store.stream_version("customer-1") == 1
-        assert store.command_result("register-1") == first
-        # Without ``result`` the stored result names the stream and its version.
-        assert store.append("customer-3", [registered()], 0, CONTEXT, command_id="register-3") == \
-            {"stream_id": "customer-3", "version": 1}
+        assert store.recorded_command("register-1") == RecordedCommand("f" * 64, first.result)
+
+    def test_a_command_that_appends_nothing_can_still_bind_its_id(self, store):
+        store.record_command("consent-1", "a" * 64, {"customer_id": "1", "version": 4})
+        assert store.recorded_command("consent-1") == RecordedCommand("a" * 64, {"customer_id": "1", "version": 4})
+        assert store.head_position() == 0
 
     def test_listeners_hear_of_each_commit_and_cannot_break_it(self, store, caplog):
         heard = []

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from sqlalchemy import create_engine, delete
+from sqlalchemy import create_engine, delete, select, text
 from typer.testing import CliRunner
 
-from services.customers.projection import directory
+from services.customers.projection import directory, erasure_receipts
 from services.customers.service import CustomersService
 from shared.cli.app import app
 from shared.eventstore.envelope import CommandContext, NewEvent
@@ -52,6 +54,69 @@ def test_rebuild_reports_equal_then_repairs_a_corrupted_directory(customers):
     assert repaired.exit_code == 0 and '"repaired": true' in repaired.output
     with rpc_as(config, "agent") as proxy:
         assert proxy.customers.find(phone="13800000000")["items"][0]["customer_id"] == ids[0]
+
+
+def test_rebuild_after_an_erasure_keeps_the_customer_erased_and_the_receipt(customers):
+    config, url = customers
+    alice, bob = register_some(config, 2)
+    with rpc_as(config, "admin") as proxy:
+        receipt = proxy.customers.erase(alice, "customer asked")["receipt"]
+    wait_caught_up(config)
+    result = crm(config, "rebuild", "customers")
+    assert result.exit_code == 0, result.output
+    [report] = json.loads(result.output)
+    assert (report["equal"], report["repaired"], report["refused"], report["dead_lettered"]) == (True, False, None, 0)
+    assert report["live_checksum"] == report["rebuilt_checksum"]
+    with rpc_as(config, "agent") as proxy:
+        assert proxy.customers.find(phone="13800000000")["total"] == 0
+        assert proxy.customers.find(name_prefix="客户")["items"][0]["customer_id"] == bob
+        assert proxy.customers.get(alice)["status"] == "erased"
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg2://"))
+    with engine.connect() as connection:
+        kept = connection.execute(select(erasure_receipts.c.receipt_id)
+                                  .where(erasure_receipts.c.customer_id == alice)).scalar()
+    engine.dispose()
+    assert kept == receipt["receipt_id"]
+
+
+REFUSE_KEY_CHANGES = {
+    "sqlite": ["CREATE TRIGGER refuse_key_changes BEFORE UPDATE ON data_keys "
+               "BEGIN SELECT RAISE(ABORT, 'the key table is read-only'); END"],
+    "postgresql": ["CREATE FUNCTION refuse_key_changes() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                   "BEGIN RAISE EXCEPTION 'the key table is read-only'; END $$",
+                   "CREATE TRIGGER refuse_key_changes BEFORE UPDATE ON data_keys "
+                   "FOR EACH ROW EXECUTE FUNCTION refuse_key_changes()"],
+}
+ALLOW_KEY_CHANGES = {"sqlite": ["DROP TRIGGER refuse_key_changes"],
+                     "postgresql": ["DROP TRIGGER refuse_key_changes ON data_keys"]}
+
+
+def test_an_erasure_that_keeps_failing_is_never_parked_and_applies_once_the_fault_clears(customers):
+    config, url = customers
+    [alice] = register_some(config, 1)
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg2://"))
+
+    def run(statements):
+        with engine.begin() as connection:
+            for statement in statements:
+                connection.execute(text(statement))
+
+    run(REFUSE_KEY_CHANGES[engine.dialect.name])
+    with rpc_as(config, "admin") as proxy:
+        erased = proxy.customers.erase(alice, "customer asked", command_id="erase-alice")
+        assert erased["receipt"]["key_destroyed"] is False
+        stalled = lambda: proxy.customers.health()["reactions"]["data-keys.erasure"]["stalled"]  # noqa: E731
+        retried = wait_for(lambda: stalled().get("customers", {}).get("attempts", 0) > 3 and stalled(),
+                           what="the erasure to be retried after three failures")
+        assert retried["customers"]["type"] == "CustomerErased" and "read-only" in retried["customers"]["error"]
+        assert proxy.customers.health()["dead_letters"] == 0
+        assert proxy.customers.find(phone="13800000000")["total"] == 0  # the directory went on
+
+        run(ALLOW_KEY_CHANGES[engine.dialect.name])
+        wait_for(lambda: not stalled(), timeout=30, what="the erasure to apply once the fault cleared")
+        again = proxy.customers.erase(alice, "customer asked", command_id="erase-alice")
+    engine.dispose()
+    assert again["receipt"] == {**erased["receipt"], "key_destroyed": True}
 
 
 def test_verify_command_reports_the_chain(customers):

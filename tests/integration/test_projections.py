@@ -1,4 +1,4 @@
-"""The projection runner and dead-letter queue on real SQLite and PostgreSQL.
+"""The consumer runner and dead-letter queue on real SQLite and PostgreSQL, with a projection.
 
 The example projection counts events per stream and keeps the last name
 seen. Its apply reads, yields to other greenthreads, then writes, as a real
@@ -20,7 +20,9 @@ from shared.eventstore.engine import create_store_engine
 from shared.eventstore.envelope import CommandContext, Envelope, NewEvent
 from shared.eventstore.store import EventStore
 from shared.eventstore.tables import projection_tracking
-from shared.projections import Projection, ProjectionGap, ProjectionRunner, UpstreamForked, checksum
+from shared.checksums import checksum
+from shared.consumer_runner import ConsumerGap, ConsumerRunner, UpstreamForked
+from shared.consumers import Projection, handles
 
 CONTEXT = CommandContext("agent-1", "agent")
 WAIT = 60  # seconds any greenthread pool may take before the test fails
@@ -38,7 +40,6 @@ class StreamCounts(Projection):
     """Events per stream and the last name seen; ``poison`` events fail while ``broken``."""
 
     name = "test.stream_counts"
-    upstreams = ("customers",)
     metadata = MetaData()
     counts = Table("stream_counts", metadata,
                    Column("stream_id", String(120), primary_key=True),
@@ -50,7 +51,8 @@ class StreamCounts(Projection):
         self.broken = broken
         self.attempts: Counter[int] = Counter()
 
-    def apply(self, connection, envelope: Envelope) -> None:
+    @handles("customers", "CustomerDetailsChanged")
+    def count(self, connection, envelope: Envelope) -> None:
         self.attempts[envelope.position] += 1
         table = self.counts
         row = connection.execute(select(table).where(table.c.stream_id == envelope.stream_id)).first()
@@ -126,7 +128,7 @@ def test_apply_and_tracking_commit_together(engine, store):
     def counts_in(connection):
         return dict(connection.execute(select(StreamCounts.counts.c.stream_id, StreamCounts.counts.c.events)).all())
 
-    runner = ProjectionRunner(engine, Observed(broken=True), max_attempts=3)
+    runner = ConsumerRunner(engine, Observed(broken=True), max_attempts=3)
     first, poison = append(store, "c1", name="Ann"), append(store, "c1", name="Eve", poison=True)
 
     assert runner.handle("customers", first) == "applied"
@@ -139,7 +141,7 @@ def test_apply_and_tracking_commit_together(engine, store):
 
 
 def test_duplicate_is_a_no_op(engine, store):
-    runner = ProjectionRunner(engine, StreamCounts())
+    runner = ConsumerRunner(engine, StreamCounts())
     event = append(store, "c1", name="Ann")
 
     assert runner.handle("customers", event) == "applied"
@@ -155,7 +157,7 @@ def test_duplicate_is_a_no_op(engine, store):
 def test_gap_is_filled_from_the_producer_before_applying(engine, store):
     events = [append(store, f"c{n % 2}", name=f"name {n}") for n in range(1, 6)]
     fetch_since = fetch_from(store)
-    runner = ProjectionRunner(engine, StreamCounts(), fetch_since=fetch_since)
+    runner = ConsumerRunner(engine, StreamCounts(), fetch_since=fetch_since)
 
     assert runner.handle("customers", events[0]) == "applied"
     assert runner.handle("customers", events[4]) == "applied"
@@ -168,10 +170,10 @@ def test_gap_is_filled_from_the_producer_before_applying(engine, store):
 
 def test_gap_without_a_producer_applies_nothing(engine, store):
     events = [append(store, "c1", name=f"name {n}") for n in range(1, 4)]
-    runner = ProjectionRunner(engine, StreamCounts())
+    runner = ConsumerRunner(engine, StreamCounts())
     runner.handle("customers", events[0])
 
-    with pytest.raises(ProjectionGap, match="did not supply 2"):
+    with pytest.raises(ConsumerGap, match="did not supply 2"):
         runner.handle("customers", events[2])
     assert runner.position("customers") == 1
     assert counts(engine) == {"c1": (1, "name 1")}
@@ -186,7 +188,7 @@ def replaced_store(tmp_path):
 
 
 def test_event_of_a_replaced_log_is_refused_not_applied(engine, store, replaced_store):
-    runner = ProjectionRunner(engine, StreamCounts())
+    runner = ConsumerRunner(engine, StreamCounts())
     runner.catch_up("customers", [append(store, "c1", name=f"name {n}") for n in range(1, 3)])
     impostors = [append(replaced_store, "c9", name=f"other {n}") for n in range(1, 4)]
 
@@ -204,7 +206,7 @@ def test_event_of_a_replaced_log_is_refused_not_applied(engine, store, replaced_
 
 
 def test_rebuild_from_the_replaced_log_follows_it_from_then_on(engine, store, replaced_store):
-    runner = ProjectionRunner(engine, StreamCounts())
+    runner = ConsumerRunner(engine, StreamCounts())
     runner.catch_up("customers", [append(store, "c1", name="Ann")])
     impostors = [append(replaced_store, "c9", name=f"other {n}") for n in range(1, 3)]
     with pytest.raises(UpstreamForked):
@@ -220,7 +222,7 @@ def test_rebuild_from_the_replaced_log_follows_it_from_then_on(engine, store, re
 
 
 def test_tracking_from_before_hashes_were_kept_takes_the_next_event(engine, store):
-    runner = ProjectionRunner(engine, StreamCounts())
+    runner = ConsumerRunner(engine, StreamCounts())
     first, second = append(store, "c1", name="Ann"), append(store, "c1", name="Eve")
     runner.handle("customers", first)
     with engine.begin() as connection:  # as migration 0002 leaves a row tracked before it
@@ -233,7 +235,7 @@ def test_tracking_from_before_hashes_were_kept_takes_the_next_event(engine, stor
 
 def test_poison_event_is_dead_lettered_then_retried_once_fixed(engine, store):
     projection = StreamCounts(broken=True)
-    runner = ProjectionRunner(engine, projection, max_attempts=3)
+    runner = ConsumerRunner(engine, projection, max_attempts=3)
     dlq = DeadLetters(engine)
     ok, poison, later = (append(store, "c1", name="Ann"), append(store, "c2", name="Bob", poison=True),
                          append(store, "c1", name="Cy"))
@@ -267,7 +269,7 @@ def test_poison_event_is_dead_lettered_then_retried_once_fixed(engine, store):
 def test_rebuild_of_a_consistent_projection_is_equal(engine, store):
     for n, stream_id in enumerate(["b", "B", "é", "中", "a b", "b", "中"]):
         append(store, stream_id, name=f"name {n}")
-    runner = ProjectionRunner(engine, StreamCounts())
+    runner = ConsumerRunner(engine, StreamCounts())
     assert runner.catch_up("customers", store.iter_since(runner.position("customers"))) == {"applied": 7}
 
     result = runner.rebuild(lambda upstream: store.iter_since(0))
@@ -279,7 +281,7 @@ def test_rebuild_of_a_consistent_projection_is_equal(engine, store):
 
 def test_rebuild_repairs_a_corrupted_projection(engine, store):
     fetch_since = fetch_from(store)
-    runner = ProjectionRunner(engine, StreamCounts(), fetch_since=fetch_since)
+    runner = ConsumerRunner(engine, StreamCounts(), fetch_since=fetch_since)
     for n in range(6):
         runner.handle("customers", append(store, f"c{n % 3}", name=f"name {n}"))
     healthy = live_checksum(engine)
@@ -302,11 +304,11 @@ def test_concurrent_out_of_order_handles_converge_to_sequential(engine, store, t
     events = [append(store, f"c{n % 5}", name=f"name {n}") for n in range(40)]
     sequential = create_store_engine(f"sqlite:///{tmp_path}/sequential.db")
     StreamCounts.metadata.create_all(sequential)
-    ProjectionRunner(sequential, StreamCounts()).catch_up("customers", events)
+    ConsumerRunner(sequential, StreamCounts()).catch_up("customers", events)
 
     deliveries = events + random.Random(seed).sample(events, 15)  # at least once: some twice
     random.Random(seed).shuffle(deliveries)
-    runner = ProjectionRunner(engine, StreamCounts(), fetch_since=fetch_from(store))
+    runner = ConsumerRunner(engine, StreamCounts(), fetch_since=fetch_from(store))
     pool = eventlet.GreenPool(8)
     outcomes = Counter()
     for event in deliveries:
@@ -325,7 +327,7 @@ def test_replicas_sharing_postgresql_apply_each_event_once(postgres_url):
     StreamCounts.metadata.create_all(engines[0])
     store = EventStore(engines[0], "customers")
     events = [append(store, f"c{n % 3}", name=f"name {n}") for n in range(30)]
-    replicas = [ProjectionRunner(engine, StreamCounts(), fetch_since=fetch_from(store)) for engine in engines]
+    replicas = [ConsumerRunner(engine, StreamCounts(), fetch_since=fetch_from(store)) for engine in engines]
 
     pool = eventlet.GreenPool(8)
     for n, event in enumerate(random.Random(7).sample(events * 2, 60)):

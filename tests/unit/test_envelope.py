@@ -14,7 +14,7 @@ import pytest
 import shared.eventstore.envelope as envelope_module
 from shared.canonical import GENESIS_HASH, canonical_json, sha256_hex
 from shared.errors import Conflict
-from shared.eventstore.appending import Command
+from shared.eventstore.appending import Command, CommandRecord
 from shared.eventstore.envelope import (CommandContext, Envelope, NewEvent, actor_json, hash_input, new_id,
                                         parse_json, utc_now_iso)
 from shared.eventstore.upcasting import Upcasters
@@ -76,18 +76,18 @@ def test_sealed_events_chain_and_hash_what_design_md_says():
         assert envelope.hash == sha256_hex(canonical_json(without_hash))
         assert row == tuple({**envelope.to_dict(), "actor": canonical_json(envelope.actor),
                              "data": canonical_json(envelope.data)}.values())
-    assert sealed.head == (43, second.hash) and sealed.stored is None
+    assert sealed.head == (43, second.hash) and sealed.appended.result is None
 
 
-def test_a_sealed_command_with_an_id_carries_its_result():
+def test_a_sealed_command_with_an_id_carries_its_result_and_fingerprint():
     context = CommandContext("agent-1", "agent")
-    plain = Command("customers", "customer-1", [NewEvent("CustomerRegistered", {})], 0, context, "command-1")
-    assert plain.seal(0, (0, GENESIS_HASH)).stored == {"stream_id": "customer-1", "version": 1}
-    custom = Command("customers", "customer-1", [NewEvent("CustomerRegistered", {})], 0, context, "command-1",
-                     lambda appended: {"customer_id": "1", "position": appended.envelopes[0].position})
+    record = CommandRecord("command-1", "f" * 64,
+                           lambda appended: {"customer_id": "1", "position": appended.envelopes[0].position})
+    custom = Command("customers", "customer-1", [NewEvent("CustomerRegistered", {})], 0, context, record)
     sealed = custom.seal(0, (7, GENESIS_HASH))
-    assert sealed.stored == {"customer_id": "1", "position": 8}
-    assert sealed.result_row("command-1")[:2] == ("command-1", '{"customer_id":"1","position":8}')
+    assert sealed.appended.result == {"customer_id": "1", "position": 8}
+    assert sealed.result_row(record) == ("command-1", '{"customer_id":"1","position":8}', sealed.recorded_at,
+                                         "f" * 64)
 
 
 def test_a_command_checks_the_version_it_was_decided_on():

@@ -8,7 +8,8 @@ from sqlalchemy.pool import StaticPool
 
 from shared.canonical import canonical_json
 from shared.eventstore.envelope import Envelope
-from shared.projections import as_envelope, checksum, digest_tables
+from shared.checksums import checksum, digest_tables
+from shared.consumers import as_envelope
 
 ROWS = [
     {"key": "b", "n": 2, "flag": True, "note": None},

@@ -9,7 +9,7 @@ import pytest
 
 from contracts import complaints as contract
 from contracts.catalogue import EVENTS, RPC
-from services.complaints import domain, sla, views
+from services.complaints import aggregate, domain, sla, views
 from services.complaints.timer import load_rules
 from shared.errors import ValidationError
 from shared.eventstore.envelope import NewEvent
@@ -122,7 +122,7 @@ def test_only_free_texts_are_sealed():
     events = [NewEvent("ComplaintFiled", {"complaint_id": "c1", "summary": "s", "description": "d", "channel": "phone"}),
               NewEvent("ComplaintAssigned", {"complaint_id": "c1", "agent": "bob"}),
               NewEvent("ComplaintResolved", {"complaint_id": "c1", "resolution": "r"})]
-    sealed = views.seal(FakeKeys(), "cust-1", events)
+    sealed = aggregate.seal(FakeKeys(), domain.Complaint("c1", customer_id="cust-1"), events)
     assert sealed[0].data == {"complaint_id": "c1", "summary": "enc:cust-1:s", "description": "enc:cust-1:d",
                               "channel": "phone"}
     assert sealed[1].data == events[1].data and sealed[2].data["resolution"] == "enc:cust-1:r"

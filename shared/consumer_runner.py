@@ -1,35 +1,38 @@
-"""Read models that follow event logs (DESIGN.md, "Event store").
+"""Runs one consumer (projection or reaction) over the logs it follows.
 
-A projection applies each event and moves its tracking position
-``(projection, upstream) -> position`` in the same transaction, so after a
+A consumer applies each event and moves its tracking position
+``(consumer, upstream) -> position`` in the same transaction, so after a
 crash it is never ahead of or behind what it has applied. Redelivered events
 are recognised by position and skipped; a missing stretch is pulled from the
 producer before the next event is applied; each event must carry the hash of
 the one applied before it as its ``prev_hash``, so events of a replaced log
-are refused rather than applied or skipped; an event that keeps failing is
-parked in the dead-letter queue so the stream goes on. Any projection can be
-rebuilt from the logs and compared with the live one by checksum.
+are refused rather than applied or skipped. An event that keeps failing is
+parked in the dead-letter queue if the consumer may park it; otherwise the
+consumer stalls on it and retries with growing back-off until it applies.
+A projection can be rebuilt from the logs and compared with the live one by
+checksum; a reaction never is (docs/architecture.md).
 """
 
 from __future__ import annotations
 
-import abc
-import dataclasses
-import hashlib
 import heapq
 import itertools
 import logging
 import threading
+import time
 import weakref
 from collections import Counter
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from sqlalchemy import MetaData, String, Table, create_engine, delete, insert, or_, select, update
+from sqlalchemy import MetaData, create_engine, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
-from shared.canonical import GENESIS_HASH, canonical_json
+from shared.canonical import GENESIS_HASH
+from shared.checksums import checksum
+from shared.consumers import Consumer, as_envelope
 from shared.dead_letters import DeadLetters, describe
 from shared.errors import Conflict
 from shared.eventstore.engine import write_transaction
@@ -40,32 +43,13 @@ log = logging.getLogger(__name__)
 
 GAP_PAGE = 500
 CATCH_UP_BATCH = 200
-_ENVELOPE_FIELDS = tuple(field.name for field in dataclasses.fields(Envelope))
+FIRST_RETRY_SECONDS = 0.5
+MAX_RETRY_SECONDS = 30.0
 
 FetchSince = Callable[[str, int, int], list[dict[str, Any]]]
 
 
-class Projection(abc.ABC):
-    """Base of every read model.
-
-    Set ``name`` (``"customers.directory"``), ``upstreams`` (the services
-    whose events it applies) and ``metadata`` (its tables), and implement
-    ``apply``. Because rebuild replays ``apply`` on an in-memory SQLite copy
-    and compares checksums across backends, keep to portable SQLAlchemy Core,
-    text/int/bool columns (timestamps as ISO text) and keys taken from the
-    domain (stream ids), not autoincrement counters.
-    """
-
-    name: ClassVar[str]
-    upstreams: ClassVar[tuple[str, ...]]
-    metadata: ClassVar[MetaData]
-
-    @abc.abstractmethod
-    def apply(self, connection: Connection, envelope: Envelope) -> None:
-        """Apply one event with SQL on ``connection``; ignore types it does not care about."""
-
-
-class ProjectionGap(RuntimeError):
+class ConsumerGap(RuntimeError):
     """Events are missing before this one and the producer did not supply them."""
 
 
@@ -78,83 +62,60 @@ class UpstreamForked(RuntimeError):
 
 
 class _ApplyFailed(Exception):
-    """``Projection.apply`` raised; the cause is the projection's own error."""
+    """``Consumer.apply`` raised; the cause is the consumer's own error."""
 
 
-def as_envelope(value: Envelope | Mapping[str, Any]) -> Envelope:
-    """An ``Envelope`` from one, or from its dict as it arrives over RPC (extra keys ignored)."""
-    if isinstance(value, Envelope):
-        return value
-    return Envelope(**{name: value[name] for name in _ENVELOPE_FIELDS})
+@dataclass
+class Stall:
+    """An event a consumer may not park and could not apply yet: it is retried with back-off."""
 
+    position: int
+    event_type: str
+    error: str
+    attempts: int
+    retries: int
+    retry_at: float  # on the runner's monotonic clock
 
-# -- checksums ------------------------------------------------------------------
+    def to_dict(self, now: float) -> dict[str, Any]:
+        return {"position": self.position, "type": self.event_type, "error": self.error,
+                "attempts": self.attempts, "retry_in_seconds": round(max(self.retry_at - now, 0.0), 3)}
 
-
-def checksum(connection: Connection, metadata: MetaData) -> str:
-    """SHA-256 over every row of every table in ``metadata``, in key order.
-
-    Equal content gives an equal checksum on SQLite and PostgreSQL: text keys
-    are ordered by code point (PostgreSQL's ``"C"`` collation, SQLite's
-    default), not by the database's locale, and rows are canonical JSON.
-    """
-    tables = sorted(metadata.tables.values(), key=lambda table: table.name)
-    return digest_tables((table.name, _rows_in_key_order(connection, table)) for table in tables)
-
-
-def digest_tables(tables: Iterable[tuple[str, Iterable[Mapping[str, Any]]]]) -> str:
-    """SHA-256 of ``(table name, rows)`` pairs, rows already in key order."""
-    digest = hashlib.sha256()
-    for name, rows in tables:
-        digest.update(f"table {name}\n".encode())
-        for row in rows:
-            digest.update(canonical_json(dict(row)).encode() + b"\n")
-    return digest.hexdigest()
-
-
-def _rows_in_key_order(connection: Connection, table: Table) -> Iterator[Mapping[str, Any]]:
-    key = list(table.primary_key.columns) or list(table.columns)
-    if connection.dialect.name == "postgresql":
-        key = [column.collate("C") if isinstance(column.type, String) else column for column in key]
-    result = connection.execution_options(yield_per=1000).execute(select(table).order_by(*key))
-    return iter(result.mappings())
-
-
-# -- the runner -------------------------------------------------------------------
 
 _locks: "weakref.WeakKeyDictionary[Engine, dict[str, threading.RLock]]" = weakref.WeakKeyDictionary()
 _locks_guard = threading.Lock()
 
 
-def _projection_lock(engine: Engine, name: str) -> threading.RLock:
-    """One lock per projection and database, shared by every runner of it in this process."""
+def _consumer_lock(engine: Engine, name: str) -> threading.RLock:
+    """One lock per consumer and database, shared by every runner of it in this process."""
     with _locks_guard:
         return _locks.setdefault(engine, {}).setdefault(name, threading.RLock())
 
 
-class ProjectionRunner:
-    """Applies events to one projection, exactly once each and in position order.
+class ConsumerRunner:
+    """Applies events to one consumer, exactly once each and in position order.
 
     nameko runs handlers in parallel greenthreads and events may arrive out
-    of order, so every call holds the projection's lock; replicas in other
+    of order, so every call holds the consumer's lock; replicas in other
     processes are kept apart by the conditional tracking update, which also
     takes the tracking row's lock on PostgreSQL before anything is applied.
     ``fetch_since(upstream, after_position, limit)`` fills gaps; it usually
     calls the producer's ``events_since`` RPC.
     """
 
-    def __init__(self, engine: Engine, projection: Projection, fetch_since: FetchSince | None = None,
-                 max_attempts: int = 3):
+    def __init__(self, engine: Engine, consumer: Consumer, fetch_since: FetchSince | None = None,
+                 max_attempts: int = 3, clock: Callable[[], float] = time.monotonic):
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.engine = engine
-        self.projection = projection
+        self.consumer = consumer
         self.fetch_since = fetch_since
         self.max_attempts = max_attempts
         self.dead_letters = DeadLetters(engine)
-        self._lock = _projection_lock(engine, projection.name)
+        self._clock = clock
+        self._lock = _consumer_lock(engine, consumer.name)
         self._tracked: set[str] = set()
         self.forked: dict[str, str] = {}  # upstream -> why its events are refused, until a rebuild
+        self.stalls: dict[str, Stall] = {}  # upstream -> the event this consumer is retrying
 
     # -- reading ------------------------------------------------------------
 
@@ -168,18 +129,30 @@ class ProjectionRunner:
         with self.engine.connect() as connection:
             return self._positions(connection)
 
+    def stalled(self) -> dict[str, dict[str, Any]]:
+        """The events being retried, by upstream (for ``health()``)."""
+        now = self._clock()
+        return {upstream: stall.to_dict(now) for upstream, stall in self.stalls.items()}
+
+    def due_retries(self) -> list[str]:
+        """Upstreams whose stalled event is due for its next try."""
+        now = self._clock()
+        return [upstream for upstream, stall in self.stalls.items() if stall.retry_at <= now]
+
     # -- following ----------------------------------------------------------
 
     def handle(self, upstream: str, envelope: Envelope | Mapping[str, Any]) -> str:
-        """Apply one event: ``"applied"``, ``"duplicate"`` or ``"dead_lettered"``.
+        """Apply one event: ``"applied"``, ``"duplicate"``, ``"dead_lettered"`` or ``"stalled"``.
 
-        Raises ``ProjectionGap`` when earlier events are missing and
+        ``"stalled"`` means the consumer is waiting to retry an earlier or
+        this event; its tracking has not moved, so the event comes again.
+        Raises ``ConsumerGap`` when earlier events are missing and
         ``fetch_since`` cannot supply them, and ``UpstreamForked`` when the
         event does not chain onto the last one applied; nothing is applied then.
         """
         envelope = as_envelope(envelope)
-        if upstream not in self.projection.upstreams:
-            raise ValueError(f"{self.projection.name} follows {self.projection.upstreams}, not {upstream!r}")
+        if upstream not in self.consumer.upstreams:
+            raise ValueError(f"{self.consumer.name} follows {self.consumer.upstreams}, not {upstream!r}")
         with self._lock:
             self._ensure_tracking(upstream)
             with self.engine.connect() as connection:
@@ -188,8 +161,10 @@ class ProjectionRunner:
                 if envelope.position == last and last_hash not in (None, envelope.hash):
                     raise self._forked(upstream, envelope)
                 return "duplicate"
-            if envelope.position > last + 1:
-                self._fill_gap(upstream, last, envelope.position)
+            if self._waiting(upstream):
+                return "stalled"
+            if envelope.position > last + 1 and not self._fill_gap(upstream, last, envelope.position):
+                return "stalled"
             return self._apply_with_retries(upstream, envelope)
 
     def catch_up(self, upstream: str, events: Iterable[Envelope | Mapping[str, Any]]) -> dict[str, int]:
@@ -198,17 +173,28 @@ class ProjectionRunner:
         Contiguous events are applied a batch per transaction; a batch that
         is not next in line or holds a failing event falls back to ``handle``
         event by event, which fills gaps, skips duplicates and parks poison.
+        A stall ends the catch-up: what follows waits for the retry.
         """
         outcomes: Counter[str] = Counter()
         for batch in _batches(map(as_envelope, events), CATCH_UP_BATCH):
             with self._lock:
                 self._ensure_tracking(upstream)
+                if self._waiting(upstream):
+                    break
                 if self._apply_batch(upstream, batch):
                     outcomes["applied"] += len(batch)
                     continue
             for envelope in batch:
-                outcomes[self.handle(upstream, envelope)] += 1
+                outcome = self.handle(upstream, envelope)
+                outcomes[outcome] += 1
+                if outcome == "stalled":
+                    return dict(outcomes)
         return dict(outcomes)
+
+    def _waiting(self, upstream: str) -> bool:
+        """Whether ``upstream`` is stalled and its next try is not due yet."""
+        stall = self.stalls.get(upstream)
+        return stall is not None and stall.retry_at > self._clock()
 
     def _apply_batch(self, upstream: str, batch: list[Envelope]) -> bool:
         """Apply a contiguous batch and move tracking over it in one transaction; False if nothing was applied."""
@@ -222,9 +208,10 @@ class ProjectionRunner:
                 if moved.rowcount != 1:
                     raise _ApplyFailed("batch is not next in line")
                 for envelope in batch:
-                    self.projection.apply(connection, envelope)
+                    self.consumer.apply(connection, envelope)
         except Exception:  # noqa: BLE001 - rolled back; the event-by-event path sorts it out
             return False
+        self.stalls.pop(upstream, None)
         return True
 
     def apply_untracked(self, envelope: Envelope | Mapping[str, Any], *,
@@ -238,32 +225,46 @@ class ProjectionRunner:
         """
         envelope = as_envelope(envelope)
         with self._lock, write_transaction(self.engine) as connection, connection.begin():
-            self.projection.apply(connection, envelope)
+            self.consumer.apply(connection, envelope)
             if also is not None:
                 also(connection)
 
-    def _fill_gap(self, upstream: str, last: int, before: int) -> None:
-        """Pull the events between ``last`` and ``before`` from the producer and apply them in order."""
+    def _fill_gap(self, upstream: str, last: int, before: int) -> bool:
+        """Pull the events between ``last`` and ``before`` from the producer and apply them in order.
+
+        False if one of them stalled (the rest wait for its retry).
+        """
         while last + 1 < before:
             page = self.fetch_since(upstream, last, min(before - last - 1, GAP_PAGE)) if self.fetch_since else []
             missing = [event for event in map(as_envelope, page) if last < event.position < before]
             if not missing or missing[0].position != last + 1:
-                raise ProjectionGap(f"{self.projection.name} has applied {upstream} up to {last} and got "
-                                    f"{before}, but the producer did not supply {last + 1}")
+                raise ConsumerGap(f"{self.consumer.name} has applied {upstream} up to {last} and got "
+                                  f"{before}, but the producer did not supply {last + 1}")
             for event in missing:
-                self._apply_with_retries(upstream, event)
+                if self._apply_with_retries(upstream, event) == "stalled":
+                    return False
             last = self.position(upstream)
+        return True
 
     def _apply_with_retries(self, upstream: str, envelope: Envelope) -> str:
-        for attempt in range(1, self.max_attempts + 1):
+        stall = self.stalls.get(upstream)
+        attempts = 1 if stall is not None and stall.position == envelope.position else self.max_attempts
+        for attempt in range(1, attempts + 1):
             try:
-                return self._apply_tracked(upstream, envelope)
+                outcome = self._apply_tracked(upstream, envelope)
             except _ApplyFailed as failed:
                 error = failed.__cause__
-                log.warning("%s failed %s %s at position %d (attempt %d of %d): %s", self.projection.name,
-                            upstream, envelope.type, envelope.position, attempt, self.max_attempts,
-                            describe(error))
-        return self._dead_letter(upstream, envelope, error)
+                log.warning("%s failed %s %s at position %d (attempt %d of %d): %s", self.consumer.name,
+                            upstream, envelope.type, envelope.position, attempt, attempts, describe(error))
+                continue
+            if stall is not None:
+                log.info("%s applied %s %s at position %d after %d failed attempts", self.consumer.name,
+                         upstream, envelope.type, envelope.position, stall.attempts)
+            self.stalls.pop(upstream, None)
+            return outcome
+        if self.consumer.may_park(envelope):
+            return self._dead_letter(upstream, envelope, error)
+        return self._stall(upstream, envelope, error, attempts)
 
     def _apply_tracked(self, upstream: str, envelope: Envelope) -> str:
         """Advance tracking and apply in one transaction: both happen or neither."""
@@ -271,21 +272,35 @@ class ProjectionRunner:
             if not self._advance(connection, upstream, envelope):
                 return "duplicate"
             try:
-                self.projection.apply(connection, envelope)
+                self.consumer.apply(connection, envelope)
             except Exception as error:
                 raise _ApplyFailed() from error  # leaving the block rolls back
         return "applied"
 
     def _dead_letter(self, upstream: str, envelope: Envelope, error: BaseException) -> str:
         """Park the event and move past it in one transaction, so the stream goes on."""
-        log.error("%s dead-lettered %s %s at position %d after %d attempts", self.projection.name, upstream,
+        log.error("%s dead-lettered %s %s at position %d after %d attempts", self.consumer.name, upstream,
                   envelope.type, envelope.position, self.max_attempts, exc_info=error)
         with write_transaction(self.engine) as connection, connection.begin():
             if not self._advance(connection, upstream, envelope):
                 return "duplicate"
-            self.dead_letters.record(self.projection.name, upstream, envelope, describe(error),
+            self.dead_letters.record(self.consumer.name, upstream, envelope, describe(error),
                                      self.max_attempts, connection=connection)
         return "dead_lettered"
+
+    def _stall(self, upstream: str, envelope: Envelope, error: BaseException, attempts: int) -> str:
+        """Keep the event (tracking stays before it) and schedule its next try, later each time."""
+        earlier = self.stalls.get(upstream)
+        same = earlier is not None and earlier.position == envelope.position
+        retries = earlier.retries + 1 if same else 0
+        delay = min(FIRST_RETRY_SECONDS * 2 ** retries, MAX_RETRY_SECONDS)
+        stall = Stall(envelope.position, envelope.type, describe(error),
+                      (earlier.attempts if same else 0) + attempts, retries, self._clock() + delay)
+        self.stalls[upstream] = stall
+        log.error("%s could not apply %s %s at position %d (%d attempts); it is never parked, "
+                  "next try in %.1f s: %s", self.consumer.name, upstream, envelope.type, envelope.position,
+                  stall.attempts, delay, stall.error)
+        return "stalled"
 
     # -- tracking -----------------------------------------------------------
 
@@ -303,21 +318,21 @@ class ProjectionRunner:
             return False
         if current == envelope.position - 1:
             raise self._forked(upstream, envelope)
-        raise ProjectionGap(f"{self.projection.name} is at {upstream} position {current}, "
+        raise ConsumerGap(f"{self.consumer.name} is at {upstream} position {current}, "
                             f"cannot apply {envelope.position}")
 
     def _move_tracking(self, upstream: str, first: Envelope, last: Envelope):
         """UPDATE tracking onto ``last`` if it stands just before ``first`` and ``first`` chains onto it."""
         tracking = projection_tracking.c
         return update(projection_tracking).where(
-            tracking.projection == self.projection.name, tracking.upstream == upstream,
+            tracking.projection == self.consumer.name, tracking.upstream == upstream,
             tracking.position == first.position - 1,
             or_(tracking.hash == first.prev_hash, tracking.hash.is_(None)),
         ).values(position=last.position, hash=last.hash)
 
     def _forked(self, upstream: str, envelope: Envelope) -> UpstreamForked:
         error = UpstreamForked(
-            f"{self.projection.name} has applied {upstream} events that the {upstream} event at position "
+            f"{self.consumer.name} has applied {upstream} events that the {upstream} event at position "
             f"{envelope.position} ({envelope.event_id}) does not continue in the hash chain: the {upstream} "
             "log was replaced; rebuild this projection (`crm rebuild`) from the log it holds now")
         log.error("%s", error)
@@ -332,7 +347,7 @@ class ProjectionRunner:
             with write_transaction(self.engine) as connection, connection.begin():
                 if upstream not in self._tracking_rows(connection):
                     connection.execute(insert(projection_tracking).values(
-                        projection=self.projection.name, upstream=upstream, position=0, hash=GENESIS_HASH))
+                        projection=self.consumer.name, upstream=upstream, position=0, hash=GENESIS_HASH))
         except IntegrityError:
             pass  # another replica created it
         self._tracked.add(upstream)
@@ -342,13 +357,13 @@ class ProjectionRunner:
 
     def _positions_in(self, tracked: Mapping[str, tuple[int, str | None]]) -> dict[str, int]:
         """The position of every upstream in ``tracked`` rows, 0 before its first event."""
-        return {upstream: tracked.get(upstream, (0, None))[0] for upstream in self.projection.upstreams}
+        return {upstream: tracked.get(upstream, (0, None))[0] for upstream in self.consumer.upstreams}
 
     def _tracking_rows(self, connection: Connection, for_update: bool = False) -> dict[str, tuple[int, str | None]]:
         """``upstream -> (position, hash of the event there)`` for the upstreams tracked so far."""
         tracking = projection_tracking.c
         query = select(tracking.upstream, tracking.position, tracking.hash).where(
-            tracking.projection == self.projection.name)
+            tracking.projection == self.consumer.name)
         return {upstream: (position, chain_hash) for upstream, position, chain_hash
                 in connection.execute(query.with_for_update() if for_update else query)}
 
@@ -360,33 +375,43 @@ class ProjectionRunner:
         ``source(upstream)`` yields that upstream's events from the start
         (e.g. ``lambda _: store.iter_since(0)``). The copy is rebuilt up to the
         live positions captured at the start, so both sides cover the same
-        events. Holding the lock keeps this process's handlers out; a repair
-        refuses (``Conflict``) if another replica moved the projection meanwhile.
+        events. A copy that parked or stalled on any event is incomplete, so
+        it never replaces the live tables: the answer says why. Holding the
+        lock keeps this process's handlers out; a repair refuses
+        (``Conflict``) if another replica moved the projection meanwhile.
         """
+        if not self.consumer.rebuildable:
+            raise ValueError(f"{self.consumer.name} is a reaction: its effects are never run again")
+        metadata = self.consumer.metadata
         with self._lock:
-            live_tracking, live_checksum = self._snapshot()
+            live_tracking, live_checksum = self._snapshot(metadata)
             positions = self._positions_in(live_tracking)
-            scratch = _scratch_engine(self.projection.metadata)
+            scratch = _scratch_engine(metadata)
             try:
-                replay = ProjectionRunner(scratch, self.projection, max_attempts=self.max_attempts)
+                replay = ConsumerRunner(scratch, self.consumer, max_attempts=self.max_attempts, clock=self._clock)
                 outcomes = replay._replay(source, positions)
                 with scratch.connect() as connection:
-                    rebuilt_checksum = checksum(connection, self.projection.metadata)
+                    rebuilt_checksum = checksum(connection, metadata)
                     rebuilt_tracking = replay._tracking_rows(connection)
                 equal = live_checksum == rebuilt_checksum
                 same_chain = all(live_hash in (None, rebuilt_tracking.get(upstream, (0, GENESIS_HASH))[1])
                                  for upstream, (_position, live_hash) in live_tracking.items())
-                if not (equal and same_chain):
+                refused = _incomplete(outcomes, replay)
+                repaired = not (equal and same_chain) and refused is None
+                if repaired:
                     self._replace_with(scratch, positions)
-                    log.warning("%s differed from its rebuild (%s) and was repaired", self.projection.name,
+                    log.warning("%s differed from its rebuild (%s) and was repaired", self.consumer.name,
                                 "its rows" if not equal else "the upstream hash chain")
-                self.forked.clear()
+                if refused is None:
+                    self.forked.clear()
+                else:
+                    log.error("%s was not repaired: %s", self.consumer.name, refused)
             finally:
                 scratch.dispose()
-        return {"projection": self.projection.name, "events": sum(outcomes.values()),
-                "dead_lettered": outcomes.get("dead_lettered", 0), "positions": positions,
-                "live_checksum": live_checksum, "rebuilt_checksum": rebuilt_checksum,
-                "equal": equal, "same_chain": same_chain, "repaired": not (equal and same_chain)}
+        return {"projection": self.consumer.name, "events": sum(outcomes.values()),
+                "dead_lettered": outcomes.get("dead_lettered", 0), "stalled": outcomes.get("stalled", 0),
+                "positions": positions, "live_checksum": live_checksum, "rebuilt_checksum": rebuilt_checksum,
+                "equal": equal, "same_chain": same_chain, "repaired": repaired, "refused": refused}
 
     def _replay(self, source: Callable[[str], Iterable[Envelope | Mapping[str, Any]]],
                 positions: Mapping[str, int]) -> dict[str, int]:
@@ -401,30 +426,45 @@ class ProjectionRunner:
             outcomes[self.handle(upstream, envelope)] += 1
         return dict(outcomes)
 
-    def _snapshot(self) -> tuple[dict[str, tuple[int, str | None]], str]:
+    def _snapshot(self, metadata: MetaData) -> tuple[dict[str, tuple[int, str | None]], str]:
         """Tracking and checksum read from one consistent state of the live tables."""
         with self.engine.connect() as connection:
             if connection.dialect.name == "postgresql":
                 connection.execution_options(isolation_level="REPEATABLE READ")
             with connection.begin():
-                return self._tracking_rows(connection), checksum(connection, self.projection.metadata)
+                return self._tracking_rows(connection), checksum(connection, metadata)
 
     def _replace_with(self, scratch: Engine, captured: dict[str, int]) -> None:
         """Copy the rebuilt rows and tracking over the live ones in one transaction."""
-        tables = self.projection.metadata.sorted_tables
+        tables = self.consumer.metadata.sorted_tables
         with write_transaction(self.engine) as live, live.begin(), scratch.connect() as copy:
             if self._positions(live, for_update=True) != captured:
-                raise Conflict(f"{self.projection.name} moved on during the rebuild (another replica "
+                raise Conflict(f"{self.consumer.name} moved on during the rebuild (another replica "
                                "applied events); run the rebuild again")
             for table in reversed(tables):
                 live.execute(delete(table))
             for table in tables:
                 for rows in copy.execute(select(table)).mappings().partitions(1000):
                     live.execute(insert(table), [dict(row) for row in rows])
-            live.execute(delete(projection_tracking).where(projection_tracking.c.projection == self.projection.name))
+            live.execute(delete(projection_tracking).where(projection_tracking.c.projection == self.consumer.name))
             rebuilt = copy.execute(select(projection_tracking).where(
-                projection_tracking.c.projection == self.projection.name)).mappings()
+                projection_tracking.c.projection == self.consumer.name)).mappings()
             live.execute(insert(projection_tracking), [dict(row) for row in rebuilt])
+
+
+def _incomplete(outcomes: Mapping[str, int], replay: ConsumerRunner) -> str | None:
+    """Why a rebuilt copy may not replace the live tables, or ``None`` if it may."""
+    if outcomes.get("dead_lettered"):
+        letters = replay.dead_letters.list()
+        where = ", ".join(f"{letter['upstream']} {letter['type']} at {letter['position']}: {letter['error']}"
+                          for letter in letters[:3])
+        return (f"the rebuild could not apply {outcomes['dead_lettered']} event(s) ({where}); "
+                "the live projection is left as it is")
+    if outcomes.get("stalled") or replay.stalls:
+        stall = next(iter(replay.stalls.values()))
+        return (f"the rebuild could not apply {stall.event_type} at {stall.position} ({stall.error}); "
+                "the live projection is left as it is")
+    return None
 
 
 def _batches(events: Iterable[Envelope], size: int) -> Iterator[list[Envelope]]:

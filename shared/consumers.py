@@ -1,0 +1,131 @@
+"""What follows an event log: projections (read models) and reactions (side effects).
+
+Both are consumers: they take a producer's events in position order, each
+exactly once, with their own tracking row. They differ in what a rebuild
+and a failure may do to them:
+
+* a **projection** only writes its own tables, so it can be dropped and
+  rebuilt from the logs at any time; an event that keeps failing is parked
+  in the dead-letter queue and the projection goes on;
+* a **reaction** does something that must happen once per event (destroy a
+  data key, schedule a callback, send a message); a rebuild never runs it
+  again, and an event that fails is never parked: it is retried with
+  back-off, and ``health()`` shows it, until it applies.
+
+A consumer says which events it takes by decorating a method per event
+type with ``@handles(upstream, event_type)``; its ``upstreams`` follow from
+those, and so do the broker subscriptions of the service that runs it.
+Events of other types still move its tracking, so positions stay contiguous.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, Callable, ClassVar, Mapping
+
+from sqlalchemy import MetaData
+from sqlalchemy.engine import Connection
+
+from shared.crypto import KeyRing
+from shared.eventstore.envelope import Envelope
+
+_ENVELOPE_FIELDS = tuple(field.name for field in dataclasses.fields(Envelope))
+
+Handler = Callable[[Any, Connection, Envelope], None]
+
+
+def handles(upstream: str, *event_types: str) -> Callable[[Handler], Handler]:
+    """Mark a consumer method as the one that applies these event types of ``upstream``."""
+    if not event_types:
+        raise ValueError("name at least one event type")
+
+    def mark(method: Handler) -> Handler:
+        method.handled_events = (*getattr(method, "handled_events", ()),
+                                 *((upstream, event_type) for event_type in event_types))
+        return method
+
+    return mark
+
+
+def as_envelope(value: Envelope | Mapping[str, Any]) -> Envelope:
+    """An ``Envelope`` from one, or from its dict as it arrives over RPC (extra keys ignored)."""
+    if isinstance(value, Envelope):
+        return value
+    return Envelope(**{name: value[name] for name in _ENVELOPE_FIELDS})
+
+
+class Consumer(abc.ABC):
+    """Base of projections and reactions: a name, and one method per event type it takes.
+
+    Subclasses set ``name`` (``"<service>.<what>"``, also its tracking key)
+    and decorate their methods with ``@handles``. Each method gets the
+    connection of the transaction that also moves the tracking row, so what
+    it writes there commits exactly when the event counts as applied.
+    """
+
+    name: ClassVar[str]
+    upstreams: ClassVar[tuple[str, ...]] = ()
+    rebuildable: ClassVar[bool]
+    _handlers: ClassVar[dict[tuple[str, str], str]] = {}
+
+    def __init__(self, keys: KeyRing):
+        self.keys = keys
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        handlers = dict(cls._handlers)
+        for attribute, value in vars(cls).items():
+            for event in getattr(value, "handled_events", ()):
+                handlers[event] = attribute
+        cls._handlers = handlers
+        cls.upstreams = tuple(sorted({upstream for upstream, _type in handlers}))
+
+    @classmethod
+    def handled_events(cls) -> frozenset[tuple[str, str]]:
+        """``(upstream, event type)`` pairs this consumer applies."""
+        return frozenset(cls._handlers)
+
+    def apply(self, connection: Connection, envelope: Envelope) -> None:
+        """Apply one event by its producer and type; events it does not take are ignored."""
+        method = self._handlers.get((envelope.service, envelope.type))
+        if method is not None:
+            getattr(self, method)(connection, envelope)
+
+    @abc.abstractmethod
+    def may_park(self, envelope: Envelope) -> bool:
+        """Whether an event that keeps failing may go to the dead-letter queue (else: retry with back-off)."""
+
+
+class Projection(Consumer):
+    """A read model: rebuilt at will, so nothing in it may have effects outside its own tables.
+
+    Set ``metadata`` (its tables). Because a rebuild replays it on an
+    in-memory SQLite copy and compares checksums across backends, keep to
+    portable SQLAlchemy Core, text/int/bool columns (timestamps as ISO text)
+    and keys taken from the domain (stream ids), not autoincrement counters.
+    ``never_parked`` names event types that must apply however long it
+    takes: an erasure parked would leave personal data in the read model.
+    """
+
+    metadata: ClassVar[MetaData]
+    rebuildable = True
+    never_parked: ClassVar[frozenset[str]] = frozenset()
+
+    def may_park(self, envelope: Envelope) -> bool:
+        return envelope.type not in self.never_parked
+
+
+class Reaction(Consumer):
+    """A side effect per event: runs once, never on a rebuild, never parked.
+
+    An effect written on the handler's connection commits with the tracking
+    row, so it happens exactly once. An effect outside the database (a
+    message, a call) is at least once: make it idempotent, e.g. with a
+    command id derived from the event id.
+    """
+
+    rebuildable = False
+
+    def may_park(self, envelope: Envelope) -> bool:
+        return False
