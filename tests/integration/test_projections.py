@@ -22,7 +22,7 @@ from shared.eventstore.store import EventStore
 from shared.eventstore.tables import projection_tracking
 from shared.checksums import checksum
 from shared.consumer_runner import ConsumerGap, ConsumerRunner, UpstreamForked
-from shared.consumers import Projection, handles
+from shared.consumers import Projection, Reaction, handles
 
 CONTEXT = CommandContext("agent-1", "agent")
 WAIT = 60  # seconds any greenthread pool may take before the test fails
@@ -353,3 +353,125 @@ def test_checksum_is_identical_on_sqlite_and_postgresql(sqlite_url, postgres_en_
         sums.append(live_checksum(engine))
         engine.dispose()
     assert sums[0] == sums[1]
+
+
+# -- events that may not be parked, and reactions ------------------------------------------
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class ErasureCounts(StreamCounts):
+    """Like ``StreamCounts``, but a poisoned event stands for an erasure: it may never be parked."""
+
+    name = "test.erasure_counts"
+
+    def may_park(self, envelope: Envelope) -> bool:
+        return False
+
+
+def test_an_event_that_may_not_be_parked_stalls_and_is_retried_with_back_off(engine, store):
+    clock = FakeClock()
+    projection = ErasureCounts(broken=True)
+    runner = ConsumerRunner(engine, projection, max_attempts=3, clock=clock)
+    ok, erasure, later = (append(store, "c1", name="Ann"), append(store, "c2", name="Bob", poison=True),
+                          append(store, "c1", name="Cy"))
+
+    assert [runner.handle("customers", event) for event in (ok, erasure, later)] == [
+        "applied", "stalled", "stalled"]
+    assert projection.attempts[erasure.position] == 3 and projection.attempts[later.position] == 0
+    assert runner.stalled()["customers"] == {"position": 2, "type": "CustomerDetailsChanged", "attempts": 3,
+                                             "error": "ValueError: cannot apply CustomerDetailsChanged to c2",
+                                             "retry_in_seconds": 0.5}
+    assert runner.position("customers") == 1 and DeadLetters(engine).count() == 0
+
+    clock.now = 0.4  # not due yet: nothing is tried
+    assert runner.catch_up("customers", store.iter_since(1)) == {}
+    assert projection.attempts[erasure.position] == 3 and runner.due_retries() == []
+    clock.now = 0.5  # due: one more try, then twice the wait
+    assert runner.due_retries() == ["customers"]
+    assert runner.catch_up("customers", store.iter_since(1)) == {"stalled": 1}
+    assert runner.stalled()["customers"]["attempts"] == 4
+    assert runner.stalled()["customers"]["retry_in_seconds"] == 1.0
+
+    projection.broken = False  # the fault clears
+    clock.now = 1.5
+    assert runner.catch_up("customers", store.iter_since(1)) == {"applied": 2}
+    assert runner.stalled() == {} and runner.position("customers") == 3
+    assert counts(engine) == {"c1": (2, "Cy"), "c2": (1, "Bob")}
+
+
+def test_a_rebuild_that_would_park_an_event_refuses_to_repair(engine, store):
+    projection = StreamCounts(broken=True)
+    runner = ConsumerRunner(engine, projection)
+    runner.catch_up("customers", [append(store, "c1", name="Ann"), append(store, "c2", name="Bob", poison=True)])
+    with engine.begin() as connection:
+        connection.execute(delete(StreamCounts.counts))
+    before = live_checksum(engine)
+
+    report = runner.rebuild(lambda upstream: store.iter_since(0))
+
+    assert (report["equal"], report["repaired"], report["dead_lettered"]) == (False, False, 1)
+    assert "could not apply 1 event" in report["refused"] and "cannot apply CustomerDetailsChanged" in report["refused"]
+    assert live_checksum(engine) == before  # left as it was
+
+
+class Effects(Reaction):
+    """Records each effect it has, in the same transaction as its tracking."""
+
+    name = "test.effects"
+    table = Table("effects", MetaData(), Column("event_id", String(36), primary_key=True),
+                  Column("times", Integer, nullable=False))
+
+    def __init__(self):
+        self.fail_next = 0
+
+    @handles("customers", "CustomerDetailsChanged")
+    def record(self, connection, envelope: Envelope) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise OSError("the mail server is away")
+        connection.execute(insert(self.table).values(event_id=envelope.event_id, times=1))
+
+
+def effects(engine) -> list[str]:
+    with engine.connect() as connection:
+        return [row.event_id for row in connection.execute(select(Effects.table))]
+
+
+def test_a_reaction_runs_once_per_event_and_never_on_a_rebuild(engine, store):
+    Effects.table.metadata.create_all(engine)
+    reaction = Effects()
+    runner = ConsumerRunner(engine, reaction, fetch_since=fetch_from(store))
+    events = [append(store, "c1", name=f"name {n}") for n in range(3)]
+
+    assert runner.catch_up("customers", events) == {"applied": 3}
+    assert runner.catch_up("customers", events) == {"duplicate": 3}
+    assert runner.handle("customers", events[1]) == "duplicate"
+    assert effects(engine) == [event.event_id for event in events]
+    with pytest.raises(ValueError, match="is a reaction"):
+        runner.rebuild(lambda upstream: store.iter_since(0))
+    assert len(effects(engine)) == 3
+
+
+def test_a_failing_reaction_is_never_parked(engine, store):
+    Effects.table.metadata.create_all(engine)
+    clock = FakeClock()
+    reaction = Effects()
+    reaction.fail_next = 5
+    runner = ConsumerRunner(engine, reaction, clock=clock)
+    event = append(store, "c1", name="Ann")
+
+    assert runner.handle("customers", event) == "stalled"
+    clock.now = 10.0
+    assert runner.handle("customers", event) == "stalled"
+    assert runner.stalled()["customers"]["attempts"] == 4 and DeadLetters(engine).count() == 0
+    clock.now = 20.0
+    assert runner.handle("customers", event) == "stalled"
+    clock.now = 30.0
+    assert runner.handle("customers", event) == "applied"
+    assert effects(engine) == [event.event_id] and runner.stalled() == {}
