@@ -1,6 +1,6 @@
 """Contracts of the complaints service: RPC payloads and event data.
 
-RPC schemas list fields in call order (DESIGN.md): positional arguments are
+RPC schemas list fields in call order: positional arguments are
 bound to them in that order. Every command also takes an optional
 ``expected_version`` (the version the caller last read; stale is a
 ``Conflict``) and ``command_id`` (a repeat returns the first result and

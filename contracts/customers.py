@@ -1,6 +1,6 @@
 """Contracts of the customers service: RPC payloads and event data.
 
-RPC schemas list fields in call order (DESIGN.md): positional arguments are
+RPC schemas list fields in call order: positional arguments are
 bound to them in that order.
 """
 

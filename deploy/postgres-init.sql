@@ -1,4 +1,4 @@
--- One database per service (DESIGN.md, "Scale-out"); run once by the postgres
+-- One database per service (each service owns its store); run once by the postgres
 -- image on an empty data volume (docker-entrypoint-initdb.d).
 CREATE DATABASE customers;
 CREATE DATABASE complaints;

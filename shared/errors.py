@@ -2,7 +2,8 @@
 
 nameko reports an exception raised in a worker as ``RemoteError`` whose
 ``exc_type`` is the exception's class name, so these class names *are* the
-error contract of DESIGN.md: callers branch on them, never on messages.
+error contract (docs/architecture.md, "Errors"): callers branch on them,
+never on messages.
 """
 
 from __future__ import annotations

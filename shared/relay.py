@@ -1,6 +1,6 @@
 """The outbox relay: the service's log, published to RabbitMQ at least once.
 
-The log is the only write a command makes (DESIGN.md, "Event store"); this
+The log is the only write a command makes (docs/architecture.md); this
 relay follows it and publishes every event to the nameko event exchange
 ``<service>.events`` with the event type as routing key, so a plain nameko
 ``@event_handler("<service>", "<Type>")`` receives the envelope.
@@ -10,8 +10,7 @@ moves past an event only after the broker has confirmed it. A crash or a
 broken connection between publish and confirm republishes the batch;
 consumers deduplicate on ``event_id`` / ``position``. Confirms are awaited
 per batch, not per message: one round trip per message caps the rate at
-about 2,000/s on this kind of machine, a batch of 500 reaches ~18,000/s
-(PERFORMANCE.md).
+about 2,000/s on a 2-core machine, a batch of 500 reaches ~18,000/s.
 
 Only the holder of the service's relay lease publishes from ``run``, so N
 replicas over one database publish each event once (not N times).

@@ -1,7 +1,7 @@
 """One gate for every payload that enters from outside.
 
-RPC methods take positional or keyword arguments (DESIGN.md, "Services");
-``load`` binds them to the schema's field order, refuses oversized payloads
+RPC methods take positional or keyword arguments; ``load`` binds them to
+the schema's field order, refuses oversized payloads
 and unknown fields, and turns marshmallow's messages into the project's
 ``ValidationError`` so callers always see which field to fix.
 """

@@ -1,6 +1,6 @@
 """How one command's events get into the log, per database.
 
-Both backends give the same guarantees (DESIGN.md, "Event store"):
+Both backends give the same guarantees (docs/architecture.md, "The event log"):
 
 * positions are head + 1, head + 2, ... in commit order with no gaps: a
   writer can only claim N + 1 after it has seen N committed, and the

@@ -1,4 +1,4 @@
-"""The event envelope of DESIGN.md and the exact bytes its hash covers."""
+"""The event envelope (docs/architecture.md) and the exact bytes its hash covers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The append-only event log of one service (DESIGN.md, "Event store").
+"""The append-only event log of one service (docs/architecture.md, "The event log").
 
 Positions are claimed by the writer as head + 1 under the table's primary
 key: a writer can only claim N + 1 after it has seen N committed, so

@@ -2,7 +2,7 @@
 
 nameko runs every worker of a service as a greenthread in one OS thread; a
 driver that blocks in C while it waits for the server would freeze them all
-(DESIGN.md, "Runtime dependencies"). psycopg2 cooperates once a wait
+(docs/decisions.md). psycopg2 cooperates once a wait
 callback is installed: ``create_store_engine`` installs psycogreen's
 (``eventlet.monkey_patch()`` installs an equivalent one). A control test
 removes it and shows the measurement would notice. Timing is the feature

@@ -56,7 +56,7 @@ def registered(name: str = "张伟", **extra) -> NewEvent:
 
 
 def expected_hash(envelope: Envelope) -> str:
-    """What DESIGN.md says the hash is: SHA-256 of the canonical JSON of the envelope without ``hash``."""
+    """What the hash is (docs/architecture.md): SHA-256 of the canonical JSON of the envelope without ``hash``."""
     return sha256_hex(canonical_json({k: v for k, v in envelope.to_dict().items() if k != "hash"}))
 
 
