@@ -31,9 +31,9 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from shared.auth import issue_token
 from shared.bench.store_figures import BenchError, Phase
 from shared.bench.workload import Sizes
+from shared.discovery import ServiceSpec, service_spec
 
-CUSTOMERS = ("customers", "services.customers.service:CustomersService")
-NOOP = ("bench_noop", "shared.bench.noop_service:NoopService")
+NOOP = ServiceSpec("bench_noop", "shared.bench.noop_service:NoopService")
 READY_TIMEOUT_S = 60.0
 READY_POLL_TIMEOUT_S = 2
 READY_POLL_INTERVAL_S = 0.2
@@ -102,8 +102,8 @@ def cluster_config(amqp_uri: str, data_dir: Path) -> tuple[dict[str, Any], bytes
     return config, secret
 
 
-def start_service(target: tuple[str, str], config: dict[str, Any], workdir: Path) -> ServiceProcess:
-    name, path = target
+def start_service(spec: ServiceSpec, config: dict[str, Any], workdir: Path) -> ServiceProcess:
+    name, path = spec.name, spec.service_class
     config_path = workdir / f"{name}.yml"
     config_path.write_text(yaml.safe_dump(config))
     log_path = workdir / f"{name}.log"
@@ -115,12 +115,7 @@ def start_service(target: tuple[str, str], config: dict[str, Any], workdir: Path
 
 
 def _child_env() -> dict[str, str]:
-    """Our environment, with the project's packages importable from any working directory."""
-    import services
-
-    root = str(Path(services.__file__).resolve().parent.parent)
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
     return env
 
@@ -257,7 +252,7 @@ def percentile(values: list[float], rank: float) -> float:
 
 
 @contextlib.contextmanager
-def serving(cluster: Cluster, workdir: Path, services: list[tuple[Any, dict[str, Any]]], phase: Phase,
+def serving(cluster: Cluster, workdir: Path, services: list[tuple[ServiceSpec, dict[str, Any]]], phase: Phase,
             title: str) -> Iterator[Any]:
     """Start ``services`` (spec, config), yield a proxy with the cluster's token, stop them whatever happens.
 
@@ -288,7 +283,8 @@ def rpc_figures(amqp_uri: str, workdir: Path, sizes: Sizes, phase: Phase) -> dic
     """Start both services, measure, and stop them whatever happens (Ctrl-C included)."""
     config, secret = cluster_config(amqp_uri, workdir / "data")
     cluster = Cluster(config, issue_token(secret, TOKEN_ROLE, TOKEN_ACTOR, ttl_seconds=3600))
-    with serving(cluster, workdir, [(CUSTOMERS, config), (NOOP, {"AMQP_URI": amqp_uri})], phase, "RPC") as proxy:
+    with serving(cluster, workdir, [(service_spec("customers"), config), (NOOP, {"AMQP_URI": amqp_uri})], phase,
+                 "RPC") as proxy:
         numbers = itertools.count(1)
         figures = throughput(proxy, sizes, numbers, phase("RPC: no-op vs register", 2 * sizes.rpc_rounds))
         figures.update(latency(proxy, sizes.latency_samples, numbers,

@@ -1,6 +1,6 @@
 """Operating CareCRM from the shell: token, up, serve, health, doctor, contracts.
 
-``crm up`` is the developer's whole system in one command: every registered
+``crm up`` is the developer's whole system in one command: every discovered
 service as its own ``python -m nameko run`` process, against the local
 RabbitMQ, with SQLite stores under the data dir. It waits until each one
 answers ``health()`` over RPC, then supervises them: a crashed service is
@@ -39,12 +39,12 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from services.registry import EXTRA_SERVICES_ENV, import_service, registered_services
 from shared.auth import DEFAULT_TTL_SECONDS, ROLES, issue_token
 from shared.cli import rpc
 from shared.cli.rpc import (cli_settings, fail, fail_invalid, out_console, print_json,
                             redact, user_config)
 from shared.config import Settings, load_settings, read_config_file
+from shared.discovery import EXTRA_SERVICES_ENV, ServiceSpec, discovered_services
 from shared.errors import ValidationError
 
 REQUIRED_PYTHON = (3, 11)
@@ -70,14 +70,14 @@ def register(app: typer.Typer) -> None:
     app.add_typer(contracts_app, name="contracts")
 
 
-def _registry() -> dict[str, str]:
+def _registry() -> dict[str, ServiceSpec]:
     try:
-        return registered_services()
+        return discovered_services()
     except ValidationError as error:
         fail_invalid(error)
 
 
-def _select(registry: Mapping[str, str], names: Sequence[str], option: str) -> dict[str, str]:
+def _select(registry: Mapping[str, ServiceSpec], names: Sequence[str], option: str) -> dict[str, ServiceSpec]:
     unknown = [name for name in names if name not in registry]
     if unknown:
         fail(f"{option}: unknown service {', '.join(repr(name) for name in unknown)}; "
@@ -268,7 +268,7 @@ class StopRequested:
 
 
 class Supervisor:
-    def __init__(self, services: Mapping[str, str], settings: Settings, base_config: Mapping[str, Any],
+    def __init__(self, services: Mapping[str, ServiceSpec], settings: Settings, base_config: Mapping[str, Any],
                  stop: StopRequested, say: Callable[[Text | str], None]):
         self.settings = settings
         self.stop = stop
@@ -276,9 +276,9 @@ class Supervisor:
         self.run_dir = settings.data_dir / "run"
         self.log_dir = settings.data_dir / "logs"
         config = service_config(settings, base_config)
-        self.children = [ServiceProcess(name, path, write_service_config(self.run_dir, name, config),
+        self.children = [ServiceProcess(name, spec.service_class, write_service_config(self.run_dir, name, config),
                                         self.log_dir / f"{name}.log")
-                         for name, path in services.items()]
+                         for name, spec in services.items()]
 
     def _token(self) -> str:
         return issue_token(self.settings.secret, "service", f"crm-up@{socket.gethostname()}", 600)
@@ -444,11 +444,11 @@ def serve(
     config: Path | None = typer.Option(None, "--config", help="nameko config.yml (${VAR:default} substitution)"),
 ) -> None:
     """Run one service in the foreground (for containers and process managers)."""
-    path = _select(_registry(), [name], "NAME")[name]
+    spec = _select(_registry(), [name], "NAME")[name]
     settings = cli_settings(config)
     config_file = write_service_config(settings.data_dir / "run", name,
                                        service_config(settings, user_config(config)))
-    command = nameko_command(path, config_file)
+    command = nameko_command(spec.service_class, config_file)
     sys.stdout.flush()
     os.execv(command[0], command)
 
@@ -684,39 +684,39 @@ def check_database(service: str, url: str, timeout: float = PROBE_TIMEOUT_SECOND
     return Check(name, "ok", f"{shown} answers")
 
 
-def check_service_code(service: str, path: str) -> Check:
+def check_service_code(spec: ServiceSpec) -> Check:
     try:
-        import_service(path)
+        spec.load_class()
     except Exception as error:  # noqa: BLE001 - report any import failure as a finding
-        return Check(f"{service} code", "fail", f"{path} does not import: {type(error).__name__}: {error}",
+        return Check(f"{spec.name} code", "fail",
+                     f"{spec.service_class} does not import: {type(error).__name__}: {error}",
                      "install the project (pip install -e '.[dev]') and fix the import error above")
-    return Check(f"{service} code", "ok", f"{path}")
+    return Check(f"{spec.name} code", "ok", spec.service_class)
 
 
-def check_service_cli(service: str) -> Check:
-    module_name = f"services.{service}.cli"
+def check_service_cli(spec: ServiceSpec) -> Check:
+    name = f"{spec.name} cli"
+    if spec.cli is None:
+        return Check(name, "note", "no command line yet (its ServiceSpec names no cli)")
     try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name in (module_name, f"services.{service}"):
-            return Check(f"{service} cli", "note", f"no command line yet ({module_name} is missing)")
-        return Check(f"{service} cli", "warn", f"{module_name} does not import: {error}", "fix the import error")
+        sub_app = spec.load_cli()
     except Exception as error:  # noqa: BLE001
-        return Check(f"{service} cli", "warn", f"{module_name} does not import: {type(error).__name__}: {error}",
+        return Check(name, "warn", f"{spec.cli} does not import: {type(error).__name__}: {error}",
                      "fix the import error")
-    if not isinstance(getattr(module, "app", None), typer.Typer):
-        return Check(f"{service} cli", "note", f"{module_name} defines no typer `app`")
-    return Check(f"{service} cli", "ok", f"crm {service} ...")
+    if not isinstance(sub_app, typer.Typer):
+        return Check(name, "note", f"{spec.cli} is not a typer app")
+    return Check(name, "ok", f"crm {spec.name} ...")
 
 
 def run_checks(config_path: Path | None = None) -> list[Check]:
     """Every check of ``crm doctor``, in the order a user would fix them."""
     checks = [check_python()]
     try:
-        registry = registered_services()
+        registry = discovered_services()
     except ValidationError as error:
-        checks.append(Check("services", "fail", "; ".join(rpc.describe_fields(error.fields)),
-                            f"fix {EXTRA_SERVICES_ENV} (name=module:Class, comma-separated)"))
+        fix = f"fix {EXTRA_SERVICES_ENV} (name=module:Class, comma-separated)" \
+            if EXTRA_SERVICES_ENV in error.fields else "fix the entry point named, then pip install -e '.[dev]'"
+        checks.append(Check("services", "fail", "; ".join(rpc.describe_fields(error.fields)), fix))
         registry = {}
     config: dict[str, Any] = {}
     path = config_path or rpc.state.config_path
@@ -742,9 +742,9 @@ def run_checks(config_path: Path | None = None) -> list[Check]:
     checks.append(check_management(settings.amqp_uri))
     services = list(dict.fromkeys([*registry, *settings.database_urls]))
     checks.extend(check_database(service, settings.database_url(service)) for service in services)
-    for service, service_path in registry.items():
-        checks.append(check_service_code(service, service_path))
-        checks.append(check_service_cli(service))
+    for spec in registry.values():
+        checks.append(check_service_code(spec))
+        checks.append(check_service_cli(spec))
     return checks
 
 

@@ -27,8 +27,8 @@ import pytest
 from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from services.registry import SERVICES
 from shared.auth import issue_token, verify_token
+from shared.discovery import installed_services
 from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -261,20 +261,21 @@ def test_crm_up_runs_every_registered_service(tmp_path, broker_uri, crm_up_proce
     secret = base64.b64decode(json.loads(secrets_file.read_text())["secret"])
     assert verify_token(secret, token).role == "admin"
 
-    for name in SERVICES:
+    services = installed_services()
+    for name in services:
         health = wait_until(lambda name=name: health_of(broker_uri, token, name), START_SECONDS, f"{name} health()",
                             crm_up, log)
         assert health["service"] == name
         assert health["log_position"] >= 0
     children = children_of(crm_up.pid)
     crm_up_process[-1][1].extend(children)
-    assert len(children) == len(SERVICES)
-    for name in SERVICES:
+    assert len(children) == len(services)
+    for name in services:
         assert (tmp_path / "data" / f"{name}.db").exists()
         assert (tmp_path / "data" / "logs" / f"{name}.log").exists()
 
     assert stop_crm_up(crm_up, log) == 0
     for pid in children:
         assert not is_alive(pid), f"service process {pid} outlived crm up"
-    for name in SERVICES:
+    for name in services:
         assert f"stopped {name} (exit code 0)" in log.read_text()

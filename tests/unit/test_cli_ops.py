@@ -12,27 +12,24 @@ import stat
 import sys
 import time
 import types
-from pathlib import Path
 
 import pytest
 import typer
 import yaml
 from typer.testing import CliRunner
 
-import services
-from services.registry import SERVICES, parse_extra_services, registered_services
 from shared.auth import Principal, verify_token
 from shared.cli import ops, rpc
 from shared.cli.app import app, mount_service_clis
 from shared.config import load_settings
-from shared.errors import Unauthenticated, ValidationError
+from shared.discovery import ServiceSpec, installed_services
+from shared.errors import Unauthenticated
 
 CLOSED_BROKER = "amqp://guest:guest@127.0.0.1:1/"
 SECRET = base64.b64encode(b"s" * 32).decode()
 MASTER_KEY = base64.b64encode(b"m" * 32).decode()
 CRM_KEYS = ("AMQP_URI", "CRM_DATA_DIR", "CRM_SECRET", "CRM_MASTER_KEY", "CRM_TOKEN", "CRM_EXTRA_SERVICES",
-            *(f"CRM_{name.upper()}_DATABASE_URL" for name in ("customers", "complaints", "callbacks",
-                                                               "campaigns", "audit")))
+            *(f"CRM_{name.upper()}_DATABASE_URL" for name in installed_services()))
 
 
 @pytest.fixture(autouse=True)
@@ -154,22 +151,13 @@ def test_bad_master_key_is_named(invoke):
 def test_unknown_service_for_up_exits_2_naming_the_option(invoke):
     result = invoke("up", "--services", "customers,nosuch")
     assert result.exit_code == 2
-    assert "--services: unknown service 'nosuch'; registered: customers" in result.stderr
+    assert "--services: unknown service 'nosuch'; registered: complaints, customers" in result.stderr
 
 
 def test_malformed_extra_services_exit_2_naming_the_variable(invoke):
     result = invoke("up", env={"CRM_EXTRA_SERVICES": "probe=not a path"})
     assert result.exit_code == 2
     assert "CRM_EXTRA_SERVICES:" in result.stderr
-
-
-def test_extra_services_extend_the_registry():
-    extra = registered_services({"CRM_EXTRA_SERVICES": "probe=tests.probe:Probe, other=pkg.mod:Other"})
-    assert extra == {**SERVICES, "probe": "tests.probe:Probe", "other": "pkg.mod:Other"}
-    assert parse_extra_services("") == {}
-    with pytest.raises(ValidationError) as raised:
-        parse_extra_services("Bad-Name=x:Y")
-    assert "CRM_EXTRA_SERVICES" in raised.value.fields
 
 
 # -- crm doctor --------------------------------------------------------------
@@ -317,31 +305,28 @@ def _json_documents(text: str) -> list:
 # -- service command lines ---------------------------------------------------
 
 @pytest.fixture
-def scratch_services(tmp_path, monkeypatch):
-    """Let ``services.<name>`` packages live in tmp_path for the test."""
-    monkeypatch.setattr(services, "__path__", [*services.__path__, str(tmp_path)])
+def scratch_cli(tmp_path, monkeypatch):
+    """A service spec whose command line is a module written into tmp_path for the test."""
+    monkeypatch.syspath_prepend(str(tmp_path))
 
-    def make(name: str, cli_source: str | None) -> None:
-        package = tmp_path / name
-        package.mkdir()
-        (package / "__init__.py").write_text("")
-        if cli_source is not None:
-            (package / "cli.py").write_text(cli_source)
-        for module in [key for key in sys.modules if key.startswith(f"services.{name}")]:
-            monkeypatch.delitem(sys.modules, module)
+    def make(name: str, cli_source: str | None) -> ServiceSpec:
+        if cli_source is None:
+            return ServiceSpec(name, f"{name}_service:Service")
+        (tmp_path / f"{name}_cli.py").write_text(cli_source)
+        return ServiceSpec(name, f"{name}_service:Service", cli=f"{name}_cli:app")
 
     return make
 
 
-def test_service_clis_are_mounted_and_broken_ones_explain_themselves(scratch_services):
-    scratch_services("zz_working", "import typer\napp = typer.Typer()\n\n"
-                                   "@app.command()\ndef hello(name: str):\n    print('hello', name)\n\n"
-                                   "@app.command()\ndef bye():\n    pass\n")
-    scratch_services("zz_broken", "raise RuntimeError('half-written')\n")
-    scratch_services("zz_without_cli", None)
+def test_service_clis_are_mounted_and_broken_ones_explain_themselves(scratch_cli):
+    specs = [scratch_cli("zz_working", "import typer\napp = typer.Typer()\n\n"
+                                       "@app.command()\ndef hello(name: str):\n    print('hello', name)\n\n"
+                                       "@app.command()\ndef bye():\n    pass\n"),
+             scratch_cli("zz_broken", "raise RuntimeError('half-written')\n"),
+             scratch_cli("zz_without_cli", None)]
     root = typer.Typer()
     ops.register(root)
-    problems = mount_service_clis(root, ["zz_working", "zz_broken", "zz_without_cli", "zz_absent"])
+    problems = mount_service_clis(root, specs)
     assert problems == {"zz_broken": "RuntimeError: half-written"}
     runner = CliRunner()
     hello = runner.invoke(root, ["zz_working", "hello", "ann"])
@@ -352,11 +337,10 @@ def test_service_clis_are_mounted_and_broken_ones_explain_themselves(scratch_ser
     assert runner.invoke(root, ["zz_without_cli"]).exit_code == 2  # no such command
 
 
-def test_the_customers_commands_are_mounted_when_their_module_exists():
+def test_the_installed_services_commands_are_mounted():
     names = {command.name for command in typer.main.get_command(app).commands.values()}
     assert {"up", "serve", "health", "doctor", "token", "contracts"} <= names
-    if (Path(services.__file__).parent / "customers" / "cli.py").exists():
-        assert "customers" in names
+    assert {"customers", "complaints"} <= names
 
 
 # -- crm contracts export ----------------------------------------------------
