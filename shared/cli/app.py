@@ -20,7 +20,12 @@ warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")  # namek
 import typer  # noqa: E402
 
 from shared.bench.command import bench  # noqa: E402
-from shared.cli import log_ops, ops, rpc  # noqa: E402
+from shared.cli import log_ops, rpc  # noqa: E402
+from shared.cli.contracts_export import contracts_app  # noqa: E402
+from shared.cli.doctor import doctor  # noqa: E402
+from shared.cli.health import health  # noqa: E402
+from shared.cli.running import serve, up  # noqa: E402
+from shared.cli.tokens import token  # noqa: E402
 from shared.discovery import ServiceSpec, installed_services  # noqa: E402
 from shared.errors import ValidationError  # noqa: E402
 
@@ -81,7 +86,12 @@ def _mount_unavailable(root_app: typer.Typer, spec: ServiceSpec, problem: str) -
                                              "help_option_names": []})(unavailable)
 
 
-ops.register(app)
+app.command("up")(up)
+app.command("serve")(serve)
+app.command("health")(health)
+app.command("doctor")(doctor)
+app.command("token")(token)
+app.add_typer(contracts_app, name="contracts")
 log_ops.register(app)
 app.command("bench")(bench)
 service_cli_problems = mount_service_clis(app, _installed_services())
