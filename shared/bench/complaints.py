@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 from shared.auth import issue_token
 from shared.bench.rpc_figures import (SETTLE_POLL_S, SETTLE_TIMEOUT_S, VISIBLE_TIMEOUT_S, WARM_CALLS,
-                                      Cluster, cluster_config, drive, percentile, registration, serving)
+                                      Cluster, cluster_config, drive, percentile, registration, serving, wait_settled)
 from shared.bench.store_figures import BenchError, Phase
 from shared.bench.workload import QUICK, Sizes
 from shared.discovery import service_spec
@@ -51,18 +51,6 @@ def complaint(customer_id: str, number: int) -> dict[str, Any]:
 
 def silent_phase(_description: str, _total: int) -> Callable[[int], None]:
     return lambda _steps: None
-
-
-def wait_settled(proxy: Any, service: str, timeout: float = SETTLE_TIMEOUT_S) -> float:
-    """Seconds until ``service`` has relayed and projected all it logged."""
-    began = time.perf_counter()
-    while True:
-        health = getattr(proxy, service).health()
-        if health["relay_backlog"] == 0 and all(p["lag"] == 0 for p in health["projections"].values()):
-            return time.perf_counter() - began
-        if time.perf_counter() - began > timeout:
-            raise BenchError(f"{service} did not catch up within {timeout:.0f}s: {health}")
-        time.sleep(SETTLE_POLL_S)
 
 
 def wait_directory(proxy: Any, timeout: float = SETTLE_TIMEOUT_S) -> None:

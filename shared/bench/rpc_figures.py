@@ -134,15 +134,15 @@ def registration(number: int) -> dict[str, Any]:
             "birthday": "1985-03-08", "tier": "general", "tags": ["bench"], "consents": ["callbacks"]}
 
 
-def wait_settled(proxy: Any, timeout: float = SETTLE_TIMEOUT_S) -> float:
-    """Seconds until the customers service has relayed and projected all it logged."""
+def wait_settled(proxy: Any, service: str, timeout: float = SETTLE_TIMEOUT_S) -> float:
+    """Seconds until ``service`` has relayed and projected all it logged."""
     began = time.perf_counter()
     while True:
-        health = proxy.customers.health()
+        health = getattr(proxy, service).health()
         if health["relay_backlog"] == 0 and all(p["lag"] == 0 for p in health["projections"].values()):
             return time.perf_counter() - began
         if time.perf_counter() - began > timeout:
-            raise BenchError(f"customers did not catch up within {timeout:.0f}s: {health}")
+            raise BenchError(f"{service} did not catch up within {timeout:.0f}s: {health}")
         time.sleep(SETTLE_POLL_S)
 
 
@@ -158,7 +158,7 @@ def throughput(proxy: Any, sizes: Sizes, numbers: Iterator[int], tick: Callable[
     for warm in (noop, register):
         for reply in [warm() for _call in range(WARM_CALLS)]:
             reply.result()
-    wait_settled(proxy)
+    wait_settled(proxy, "customers")
     slice_s = sizes.rpc_seconds / sizes.rpc_rounds
     calls = {"noop": 0, "register": 0}
     seconds = {"noop": 0.0, "register": 0.0, "settle": 0.0}
@@ -168,7 +168,7 @@ def throughput(proxy: Any, sizes: Sizes, numbers: Iterator[int], tick: Callable[
             calls[name] += completed
             seconds[name] += spent
             if name == "register":
-                seconds["settle"] += wait_settled(proxy)
+                seconds["settle"] += wait_settled(proxy, "customers")
             tick(1)
     noop_rate = calls["noop"] / seconds["noop"]
     register_rate = calls["register"] / (seconds["register"] + seconds["settle"])
