@@ -16,12 +16,9 @@ import signal
 import subprocess
 import sys
 import textwrap
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
@@ -29,10 +26,9 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from shared.auth import issue_token, verify_token
 from shared.discovery import installed_services
-from tests.support import wait_for
+from tests.support import private_vhost, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-BASE_AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 SECRET = base64.b64encode(b"integration-secret-of-32-bytes!!").decode()
 MASTER_KEY = base64.b64encode(b"integration-master-key-32-bytes!").decode()
 START_SECONDS = 90
@@ -67,42 +63,11 @@ PROBE_SERVICE = '''
 
 # -- broker isolation ------------------------------------------------------------
 
-def _management(method: str, path: str, body: Any = None) -> None:
-    parts = urlsplit(BASE_AMQP_URI)
-    credentials = base64.b64encode(f"{parts.username or 'guest'}:{parts.password or 'guest'}".encode()).decode()
-    request = urllib.request.Request(
-        f"http://{parts.hostname}:15672/api/{path}", method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Basic {credentials}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10):
-        pass
-
-
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
-
-
 @pytest.fixture
 def broker_uri() -> Iterator[str]:
     """A fresh virtual host on the test broker, deleted afterwards."""
-    vhost = f"crm-test-{uuid.uuid4().hex[:12]}"
-    user = urlsplit(BASE_AMQP_URI).username or "guest"
-    permissions = {"configure": ".*", "write": ".*", "read": ".*"}
-    try:
-        _management("PUT", f"vhosts/{vhost}", {})
-        _management("PUT", f"permissions/{vhost}/{user}", permissions)
-        delete = lambda: _management("DELETE", f"vhosts/{vhost}")  # noqa: E731
-    except (urllib.error.URLError, OSError):
-        if not shutil.which("rabbitmqctl"):
-            pytest.fail(f"cannot create a virtual host: no management API at {urlsplit(BASE_AMQP_URI).hostname}"
-                        f":15672 and no rabbitmqctl (rabbitmq-plugins enable rabbitmq_management)")
-        _rabbitmqctl("add_vhost", vhost)
-        _rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
-        delete = lambda: _rabbitmqctl("delete_vhost", vhost)  # noqa: E731
-    try:
-        yield urlunsplit(urlsplit(BASE_AMQP_URI)._replace(path=f"/{vhost}"))
-    finally:
-        delete()
+    with private_vhost(f"crm-test-{uuid.uuid4().hex[:12]}") as uri:
+        yield uri
 
 
 # -- helpers -----------------------------------------------------------------------
