@@ -27,12 +27,12 @@ def run_checks(config_path: Path | None = None) -> list[Check]:
     """Every check of ``crm doctor``, in the order a user would fix them."""
     checks = [check_python()]
     try:
-        registry = discovered_services()
+        discovered = discovered_services()
     except ValidationError as error:
         fix = f"fix {EXTRA_SERVICES_ENV} (name=module:Class, comma-separated)" \
             if EXTRA_SERVICES_ENV in error.fields else "fix the entry point named, then pip install -e '.[dev]'"
         checks.append(Check("services", "fail", "; ".join(rpc.describe_fields(error.fields)), fix))
-        registry = {}
+        discovered = {}
     config: dict[str, Any] = {}
     path = config_path or rpc.state.config_path
     if path is not None:
@@ -55,9 +55,9 @@ def run_checks(config_path: Path | None = None) -> list[Check]:
     broker = check_broker(settings.amqp_uri)
     checks.append(broker)
     checks.append(check_management(settings.amqp_uri))
-    services = list(dict.fromkeys([*registry, *settings.database_urls]))
+    services = list(dict.fromkeys([*discovered, *settings.database_urls]))
     checks.extend(check_database(service, settings.database_url(service)) for service in services)
-    for spec in registry.values():
+    for spec in discovered.values():
         checks.append(check_service_code(spec))
         checks.append(check_service_cli(spec))
     return checks

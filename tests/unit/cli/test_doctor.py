@@ -101,3 +101,11 @@ def test_writable_dir_problem(tmp_path):
     (tmp_path / "file").write_text("")
     assert "is not a directory" in writable_dir_problem(tmp_path / "file" / "sub")
     assert os.listdir(tmp_path) == ["file"]  # probes leave nothing behind
+
+
+def test_doctor_names_malformed_extra_services_and_checks_the_rest(invoke):
+    checks = doctor_report(invoke("--json", "doctor", env={"AMQP_URI": CLOSED_BROKER,
+                                                           "CRM_EXTRA_SERVICES": "probe=not a path"}))
+    assert checks["services"]["status"] == "fail"
+    assert "CRM_EXTRA_SERVICES" in checks["services"]["detail"] and "CRM_EXTRA_SERVICES" in checks["services"]["fix"]
+    assert checks["broker"]["status"] == "fail" and checks["data dir"]["status"] == "ok"  # the rest still run
