@@ -1,11 +1,22 @@
-"""The event envelope (DESIGN.md): what every event looks like on the wire and in exports."""
+"""The event envelope: what every event looks like on the wire and in exports.
+
+The producing ``service`` is checked against a name pattern, not a list of
+services. The envelope describes the wire, and its readers include programs
+outside this installation (the pika client in ``contracts.client``) that
+have none of the services installed; a list would make them reject the
+events of a service they have never heard of, and would make every new
+service a change to the contracts. The pattern is also what a service name
+may be at all (``shared.discovery`` checks names with it), and it fits the
+event store's ``service`` column of 32 characters.
+"""
 
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
 HASH = validate.Regexp(r"^[0-9a-f]{64}$", error="must be 64 hex digits")
-SERVICES = ("customers", "complaints", "callbacks", "campaigns", "audit")
+SERVICE_NAME = r"^[a-z][a-z0-9_]{0,31}$"
+SERVICE_NAME_RULE = "a lower-case letter, then up to 31 lower-case letters, digits or _"
 
 
 class Actor(Schema):
@@ -17,7 +28,8 @@ class Envelope(Schema):
     event_id = fields.UUID(required=True)
     type = fields.String(required=True, validate=validate.Regexp(r"^[A-Z][A-Za-z]{1,99}$"))
     schema_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
-    service = fields.String(required=True, validate=validate.OneOf(SERVICES))
+    service = fields.String(required=True,
+                            validate=validate.Regexp(SERVICE_NAME, error=f"must be {SERVICE_NAME_RULE}"))
     stream_id = fields.String(required=True, validate=validate.Length(min=1, max=120))
     stream_version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
     position = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))

@@ -21,9 +21,9 @@ from typing import Any, Mapping
 import yaml
 from marshmallow import Schema, ValidationError as SchemaError, fields, validate
 
+from shared.discovery import installed_services
 from shared.errors import ValidationError
 
-SERVICES = ("customers", "complaints", "callbacks", "campaigns", "audit")
 DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"
 _ENV_PATTERN = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::(?P<default>[^}]*))?\}")
 
@@ -33,7 +33,7 @@ class _SettingsSchema(Schema):
     CRM_DATA_DIR = fields.String(required=True, validate=validate.Length(min=1))
     CRM_SECRET = fields.String(load_default=None, validate=validate.Length(min=32))
     CRM_MASTER_KEY = fields.String(load_default=None)
-    CRM_DATABASE_URLS = fields.Dict(keys=fields.String(validate=validate.OneOf(SERVICES)),
+    CRM_DATABASE_URLS = fields.Dict(keys=fields.String(),
                                     values=fields.String(validate=validate.Regexp(r"^(sqlite|postgresql)")))
 
 
@@ -85,14 +85,19 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 def load_settings(config: Mapping[str, Any] | None = None,
                   environ: Mapping[str, str] | None = None) -> Settings:
-    """Merge config over env over defaults, validate, and fill in dev secrets."""
+    """Merge config over env over defaults, validate, and fill in dev secrets.
+
+    A database URL is read for each installed service, so a new service's
+    ``CRM_<SERVICE>_DATABASE_URL`` needs no change here; the extra services
+    of a development run use SQLite in the data dir.
+    """
     config = dict(config or {})
     environ = os.environ if environ is None else environ
 
     def pick(key: str, default: Any = None) -> Any:
         return config.get(key) or environ.get(key) or default
 
-    urls = {service: pick(f"CRM_{service.upper()}_DATABASE_URL") for service in SERVICES}
+    urls = {service: pick(f"CRM_{service.upper()}_DATABASE_URL") for service in installed_services()}
     raw = {
         "AMQP_URI": pick("AMQP_URI", DEFAULT_AMQP_URI),
         "CRM_DATA_DIR": pick("CRM_DATA_DIR", str(Path.cwd() / ".crm-data")),

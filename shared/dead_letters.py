@@ -1,4 +1,4 @@
-"""The dead-letter queue of poison events (DESIGN.md, "Event store").
+"""The dead-letter queue of poison events, kept in each service's own database.
 
 A consumer that fails an event ``max_attempts`` times parks it here with the
 error and goes on, so one bad event never blocks a stream. An operator fixes
@@ -9,7 +9,7 @@ marked with ``retried_at``, as a record of what happened.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable, Mapping, Protocol
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -19,8 +19,15 @@ from shared.errors import Conflict, NotFound, ValidationError
 from shared.eventstore.envelope import Envelope, utc_now_iso
 from shared.eventstore.tables import dead_letters
 
-if TYPE_CHECKING:
-    from shared.consumer_runner import ConsumerRunner
+
+class ApplyUntracked(Protocol):
+    """How ``retry`` applies a letter: a consumer runner's ``apply_untracked``.
+
+    A protocol rather than the runner itself, so this module, which the
+    runner uses to park events, does not depend on the runner in turn.
+    """
+
+    def __call__(self, envelope: Mapping[str, Any], *, also: Callable[[Connection], None]) -> None: ...
 
 
 class DeadLetters:
@@ -60,20 +67,19 @@ class DeadLetters:
         with self.engine.connect() as connection:
             return connection.execute(query).scalar_one()
 
-    def retry(self, dead_letter_id: int, runner: "ConsumerRunner") -> str:
-        """Apply the parked event once more: ``"applied"`` or ``"failed"``.
+    def retry(self, dead_letter_id: int, consumer: str, apply_untracked: ApplyUntracked) -> str:
+        """Apply the parked event once more for ``consumer``: ``"applied"`` or ``"failed"``.
 
-        The runner applies it without the gap and duplicate checks (its
-        tracking already moved past it), and ``retried_at`` is set in the same
-        transaction, so a letter is applied at most once even when two
-        operators retry it together. On failure the letter stays, with the
-        new error and one more attempt counted.
+        ``apply_untracked`` (the consumer's runner) applies it without the gap
+        and duplicate checks (its tracking already moved past it), and
+        ``retried_at`` is set in the same transaction, so a letter is applied
+        at most once even when two operators retry it together. On failure the
+        letter stays, with the new error and one more attempt counted.
         """
         letter = self.get(dead_letter_id)
-        if letter["consumer"] != runner.consumer.name:
+        if letter["consumer"] != consumer:
             raise ValidationError({"dead_letter_id": [
-                f"dead letter {dead_letter_id} belongs to {letter['consumer']}, "
-                f"not {runner.consumer.name}"]})
+                f"dead letter {dead_letter_id} belongs to {letter['consumer']}, not {consumer}"]})
         if letter["retried_at"] is not None:
             raise Conflict(f"dead letter {dead_letter_id} was already retried at {letter['retried_at']}")
 
@@ -86,7 +92,7 @@ class DeadLetters:
                 raise Conflict(f"dead letter {dead_letter_id} was retried by someone else meanwhile")
 
         try:
-            runner.apply_untracked(letter["envelope"], also=mark_retried)
+            apply_untracked(letter["envelope"], also=mark_retried)
         except Conflict:
             raise
         except Exception as error:  # noqa: BLE001 - any failure is the letter's new error

@@ -86,4 +86,5 @@ class LogEndpoints:
         runner = next((r for r in provider.runners if r.consumer.name == consumer), None)
         if runner is None:
             raise NotFound(f"dead letter {dead_letter_id} belongs to {consumer}, which this service does not run")
-        return {"id": dead_letter_id, "outcome": provider.dead_letters.retry(dead_letter_id, runner)}
+        outcome = provider.dead_letters.retry(dead_letter_id, consumer, runner.apply_untracked)
+        return {"id": dead_letter_id, "outcome": outcome}

@@ -15,7 +15,8 @@ def amqp_uri():
 
     Services are addressed by name (``rpc-customers``); a private vhost keeps
     this session's services from answering, or being answered by, any other
-    services on the same broker.
+    services on the same broker. Without a broker or its management API the
+    first test using it fails with the one-line fix, and the rest with the same.
     """
     with private_vhost(f"crm-test-{uuid.uuid4().hex[:12]}") as uri:
         yield uri

@@ -6,28 +6,65 @@ import base64
 import contextlib
 import os
 import secrets
+import socket
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import pytest
 import requests
 
 from nameko.containers import ServiceContainer
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from shared.auth import issue_token
+from shared.cli.checks import check_broker
+from shared.cli.rpc import redact
 
 AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 MANAGEMENT_URL = os.environ.get("CRM_TEST_RABBIT_MANAGEMENT", "http://127.0.0.1:15672")
 SECRET = secrets.token_bytes(32)
 MASTER_KEY = secrets.token_bytes(32)
+PROBE_TIMEOUT_SECONDS = 3.0
+
+
+def broker_problem(amqp_uri: str = AMQP_URI) -> str | None:
+    """Why no RabbitMQ takes connections at ``amqp_uri``, with the fix, in one line; ``None`` if it does."""
+    broker = check_broker(amqp_uri, PROBE_TIMEOUT_SECONDS)
+    return None if broker.status == "ok" else f"{broker.detail}: {broker.fix}"
+
+
+def management_problem(management_url: str = MANAGEMENT_URL) -> str | None:
+    """Why nothing listens for the management API at ``management_url``, with the fix; ``None`` if it does."""
+    parts = urlsplit(management_url)
+    try:
+        socket.create_connection((parts.hostname, parts.port or 80), PROBE_TIMEOUT_SECONDS).close()
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)  # eventlet names it ECONNREFUSED
+        return (f"RabbitMQ's management API is not reachable at {management_url} ({reason}): "
+                f"enable it with `rabbitmq-plugins enable rabbitmq_management`")
+    return None
+
+
+def postgres_unreachable(url: str, error: Exception) -> str:
+    """The one line a test fails with when the PostgreSQL server at ``url`` refuses: what, and how to fix it."""
+    return (f"PostgreSQL is not reachable at {redact(url)} ({' '.join(str(error).split())}): start it with "
+            f"`pg_ctlcluster <version> main start` (or `docker compose up -d postgres`), or set "
+            f"CRM_TEST_POSTGRES_URL to a server where the tests may create databases")
 
 
 @contextlib.contextmanager
 def private_vhost(name: str) -> Iterator[str]:
-    """Create a vhost through the management API, yield its AMQP URI, then delete it."""
+    """Create a vhost through the management API, yield its AMQP URI, then delete it.
+
+    Without a broker or its management API the test fails with the one-line
+    fix, instead of a connection error deep in a fixture.
+    """
+    problem = broker_problem() or management_problem()
+    if problem:
+        pytest.fail(problem, pytrace=False)
     parts = urlsplit(AMQP_URI)
     auth = (parts.username or "guest", parts.password or "guest")
     api = f"{MANAGEMENT_URL}/api"

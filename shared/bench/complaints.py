@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from shared.auth import issue_token
-from shared.bench.rpc_figures import (CUSTOMERS, SETTLE_POLL_S, SETTLE_TIMEOUT_S, VISIBLE_TIMEOUT_S, WARM_CALLS,
-                                      Cluster, cluster_config, drive, percentile, registration, serving)
+from shared.bench.rpc_figures import (SETTLE_POLL_S, SETTLE_TIMEOUT_S, VISIBLE_TIMEOUT_S, WARM_CALLS,
+                                      Cluster, cluster_config, drive, percentile, registration, serving, wait_settled)
 from shared.bench.store_figures import BenchError, Phase
 from shared.bench.workload import QUICK, Sizes
+from shared.discovery import service_spec
 
-COMPLAINTS = ("complaints", "services.complaints.service:ComplaintsService")
 TOKEN_ROLE, TOKEN_ACTOR = "admin", "crm-bench"  # files, replies and reads: only admin may do all three
 THROUGHPUT_CUSTOMERS = 50
 DIRECTORY = "complaints.customers"  # the complaints service's projection of the customers' events
@@ -51,18 +51,6 @@ def complaint(customer_id: str, number: int) -> dict[str, Any]:
 
 def silent_phase(_description: str, _total: int) -> Callable[[int], None]:
     return lambda _steps: None
-
-
-def wait_settled(proxy: Any, service: str, timeout: float = SETTLE_TIMEOUT_S) -> float:
-    """Seconds until ``service`` has relayed and projected all it logged."""
-    began = time.perf_counter()
-    while True:
-        health = getattr(proxy, service).health()
-        if health["relay_backlog"] == 0 and all(p["lag"] == 0 for p in health["projections"].values()):
-            return time.perf_counter() - began
-        if time.perf_counter() - began > timeout:
-            raise BenchError(f"{service} did not catch up within {timeout:.0f}s: {health}")
-        time.sleep(SETTLE_POLL_S)
 
 
 def wait_directory(proxy: Any, timeout: float = SETTLE_TIMEOUT_S) -> None:
@@ -163,7 +151,8 @@ def complaints_figures(amqp_uri: str, workdir: Path | None = None, sizes: Sizes 
     config, secret = cluster_config(amqp_uri, workdir / "data")
     config["COMPLAINTS"] = {"sla_timer_seconds": 3600}  # the sweep is not what is measured
     cluster = Cluster(config, issue_token(secret, TOKEN_ROLE, TOKEN_ACTOR, ttl_seconds=3600))
-    with serving(cluster, workdir, [(CUSTOMERS, config), (COMPLAINTS, config)], phase, "Complaints") as proxy:
+    services = [(service_spec("customers"), config), (service_spec("complaints"), config)]
+    with serving(cluster, workdir, services, phase, "Complaints") as proxy:
         preparing = phase("Complaints: register customers", 1)
         numbers = itertools.count(1)
         customers = register_customers(proxy, THROUGHPUT_CUSTOMERS, numbers)

@@ -1,7 +1,8 @@
 """RPC figures: the customers service beside a no-op service, each in its own process.
 
-Both run under ``nameko run`` with a generated config (fresh data dir and
-secrets) and are driven by one ``ClusterRpcProxy`` keeping the same number
+Both run under ``nameko run``, started as ``crm up`` starts its services
+(``shared.processes``), with a generated config (fresh data dir and
+secrets), and are driven by one ``ClusterRpcProxy`` keeping the same number
 of calls in flight, so ``register_vs_noop`` is the share of the framework's
 own rate that ``register`` keeps once validation, encryption, the store,
 the relay and the projection are added.
@@ -14,26 +15,23 @@ import contextlib
 import itertools
 import logging
 import math
-import os
 import secrets
-import subprocess
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import yaml
 from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from shared.auth import issue_token
 from shared.bench.store_figures import BenchError, Phase
 from shared.bench.workload import Sizes
+from shared.discovery import ServiceSpec, service_spec
+from shared.processes import ServiceProcess, stop_processes, write_service_config
 
-CUSTOMERS = ("customers", "services.customers.service:CustomersService")
-NOOP = ("bench_noop", "shared.bench.noop_service:NoopService")
+NOOP = ServiceSpec("bench_noop", "shared.bench.noop_service:NoopService")
 READY_TIMEOUT_S = 60.0
 READY_POLL_TIMEOUT_S = 2
 READY_POLL_INTERVAL_S = 0.2
@@ -46,43 +44,11 @@ STOP_GRACE_S = 10.0
 TOKEN_ROLE, TOKEN_ACTOR = "service", "crm-bench"
 
 
-@dataclass
-class ServiceProcess:
-    """One ``nameko run`` child; its output goes to a log file for the error report."""
-
-    name: str
-    process: subprocess.Popen
-    log_path: Path
-
-    def log_tail(self, lines: int = 25) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            raise BenchError(f"service {self.name} exited with code {self.process.returncode}:\n{self.log_tail()}")
-
-
-def stop_all(services: list[ServiceProcess]) -> None:
-    """SIGTERM every service at once (nameko stops gracefully, in a few seconds); kill stragglers.
-
-    A second Ctrl-C while waiting kills them outright.
-    """
-    for service in services:
-        if service.process.poll() is None:
-            service.process.terminate()
-    deadline = time.monotonic() + STOP_GRACE_S
-    try:
-        for service in services:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                service.process.wait(max(deadline - time.monotonic(), 0.1))
-    finally:
-        for service in services:
-            if service.process.poll() is None:
-                service.process.kill()
-                service.process.wait()
+def check_alive(service: ServiceProcess) -> None:
+    """A service that died explains a failure better than the failure itself: raise with its log."""
+    code = service.exited()
+    if code is not None:
+        raise BenchError(f"service {service.name} exited with code {code}:\n{service.log_tail()}")
 
 
 @dataclass(frozen=True)
@@ -102,27 +68,12 @@ def cluster_config(amqp_uri: str, data_dir: Path) -> tuple[dict[str, Any], bytes
     return config, secret
 
 
-def start_service(target: tuple[str, str], config: dict[str, Any], workdir: Path) -> ServiceProcess:
-    name, path = target
-    config_path = workdir / f"{name}.yml"
-    config_path.write_text(yaml.safe_dump(config))
-    log_path = workdir / f"{name}.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "nameko", "run", path, "--config", str(config_path)],
-                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   cwd=workdir, env=_child_env())
-    return ServiceProcess(name, process, log_path)
-
-
-def _child_env() -> dict[str, str]:
-    """Our environment, with the project's packages importable from any working directory."""
-    import services
-
-    root = str(Path(services.__file__).resolve().parent.parent)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
-    return env
+def start_service(spec: ServiceSpec, config: dict[str, Any], workdir: Path) -> ServiceProcess:
+    """Start ``spec``'s class with ``config``; its config file and log are kept in ``workdir``."""
+    service = ServiceProcess(spec.name, spec.service_class, write_service_config(workdir, spec.name, config),
+                             workdir / f"{spec.name}.log")
+    service.start()
+    return service
 
 
 def wait_ready(cluster: Cluster, services: list[ServiceProcess], timeout: float = READY_TIMEOUT_S) -> None:
@@ -136,7 +87,7 @@ def wait_ready(cluster: Cluster, services: list[ServiceProcess], timeout: float 
                                                 timeout=READY_POLL_TIMEOUT_S) as proxy:
         for service in services:
             while True:
-                service.check_alive()
+                check_alive(service)
                 try:
                     getattr(proxy, service.name).health()
                     break
@@ -183,15 +134,15 @@ def registration(number: int) -> dict[str, Any]:
             "birthday": "1985-03-08", "tier": "general", "tags": ["bench"], "consents": ["callbacks"]}
 
 
-def wait_settled(proxy: Any, timeout: float = SETTLE_TIMEOUT_S) -> float:
-    """Seconds until the customers service has relayed and projected all it logged."""
+def wait_settled(proxy: Any, service: str, timeout: float = SETTLE_TIMEOUT_S) -> float:
+    """Seconds until ``service`` has relayed and projected all it logged."""
     began = time.perf_counter()
     while True:
-        health = proxy.customers.health()
+        health = getattr(proxy, service).health()
         if health["relay_backlog"] == 0 and all(p["lag"] == 0 for p in health["projections"].values()):
             return time.perf_counter() - began
         if time.perf_counter() - began > timeout:
-            raise BenchError(f"customers did not catch up within {timeout:.0f}s: {health}")
+            raise BenchError(f"{service} did not catch up within {timeout:.0f}s: {health}")
         time.sleep(SETTLE_POLL_S)
 
 
@@ -207,7 +158,7 @@ def throughput(proxy: Any, sizes: Sizes, numbers: Iterator[int], tick: Callable[
     for warm in (noop, register):
         for reply in [warm() for _call in range(WARM_CALLS)]:
             reply.result()
-    wait_settled(proxy)
+    wait_settled(proxy, "customers")
     slice_s = sizes.rpc_seconds / sizes.rpc_rounds
     calls = {"noop": 0, "register": 0}
     seconds = {"noop": 0.0, "register": 0.0, "settle": 0.0}
@@ -217,7 +168,7 @@ def throughput(proxy: Any, sizes: Sizes, numbers: Iterator[int], tick: Callable[
             calls[name] += completed
             seconds[name] += spent
             if name == "register":
-                seconds["settle"] += wait_settled(proxy)
+                seconds["settle"] += wait_settled(proxy, "customers")
             tick(1)
     noop_rate = calls["noop"] / seconds["noop"]
     register_rate = calls["register"] / (seconds["register"] + seconds["settle"])
@@ -257,12 +208,11 @@ def percentile(values: list[float], rank: float) -> float:
 
 
 @contextlib.contextmanager
-def serving(cluster: Cluster, workdir: Path, services: list[tuple[Any, dict[str, Any]]], phase: Phase,
+def serving(cluster: Cluster, workdir: Path, services: list[tuple[ServiceSpec, dict[str, Any]]], phase: Phase,
             title: str) -> Iterator[Any]:
     """Start ``services`` (spec, config), yield a proxy with the cluster's token, stop them whatever happens.
 
-    A service that died explains a failure better than the failure itself,
-    so each is checked (with its log) before returning or re-raising.
+    Each service is checked (with its log) before returning or re-raising.
     """
     started: list[ServiceProcess] = []
     try:
@@ -275,20 +225,21 @@ def serving(cluster: Cluster, workdir: Path, services: list[tuple[Any, dict[str,
                              timeout=CALL_TIMEOUT_S) as proxy:
             yield proxy
         for service in started:
-            service.check_alive()
+            check_alive(service)
     except BaseException:
         for service in started:
-            service.check_alive()
+            check_alive(service)
         raise
     finally:
-        stop_all(started)
+        stop_processes(started, STOP_GRACE_S)
 
 
 def rpc_figures(amqp_uri: str, workdir: Path, sizes: Sizes, phase: Phase) -> dict[str, Any]:
     """Start both services, measure, and stop them whatever happens (Ctrl-C included)."""
     config, secret = cluster_config(amqp_uri, workdir / "data")
     cluster = Cluster(config, issue_token(secret, TOKEN_ROLE, TOKEN_ACTOR, ttl_seconds=3600))
-    with serving(cluster, workdir, [(CUSTOMERS, config), (NOOP, {"AMQP_URI": amqp_uri})], phase, "RPC") as proxy:
+    with serving(cluster, workdir, [(service_spec("customers"), config), (NOOP, {"AMQP_URI": amqp_uri})], phase,
+                 "RPC") as proxy:
         numbers = itertools.count(1)
         figures = throughput(proxy, sizes, numbers, phase("RPC: no-op vs register", 2 * sizes.rpc_rounds))
         figures.update(latency(proxy, sizes.latency_samples, numbers,

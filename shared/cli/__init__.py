@@ -1,8 +1,9 @@
 """The ``crm`` command line: operating the system and calling its services.
 
-``app`` composes the commands: ``ops`` holds the operating ones (``up``,
-``serve``, ``health``, ``doctor``, ``token``, ``contracts``), ``rpc`` the
-helpers every service's own sub-commands use (``rpc_call``, ``emit``,
-``print_record``, ``print_table``), and each ``services.<name>.cli`` module
-that defines a typer ``app`` becomes ``crm <name> ...``.
+``app`` composes the commands, one module each: ``running`` (``up``,
+``serve``, with ``supervisor``), ``health``, ``doctor`` (with ``checks``),
+``tokens`` and ``contracts_export``; ``log_ops`` acts on a service's log.
+``rpc`` holds the helpers every service's own sub-commands use
+(``rpc_call``, ``emit``, ``print_record``, ``print_table``), and the typer
+app each installed service's ``ServiceSpec.cli`` names becomes ``crm <name> ...``.
 """

@@ -1,27 +1,33 @@
 """The ``crm`` entry point (``pyproject.toml``: ``crm = "shared.cli.app:main"``).
 
 Global options come before the command: ``crm --json --token T customers
-get ID``. Each registered service may add its own commands by defining a
-typer ``app`` in ``services/<name>/cli.py``; it is mounted as ``crm <name>``.
-A service without one is simply absent, and one whose module fails to import
-shows up as a command that explains the failure, so the rest of the command
-line keeps working while a service is being written.
+get ID``. Each installed service may add its own commands: the typer app its
+``ServiceSpec.cli`` names is mounted as ``crm <name>``. A service without one
+is simply absent, and one whose app fails to load shows up as a command that
+explains the failure, so the rest of the command line keeps working while a
+service is being written.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import warnings
 from pathlib import Path
+from typing import Iterable
 
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")  # nameko imports eventlet
 
 import typer  # noqa: E402
 
-from services.registry import SERVICES  # noqa: E402
 from shared.bench.command import bench  # noqa: E402
-from shared.cli import log_ops, ops, rpc  # noqa: E402
+from shared.cli import log_ops, rpc  # noqa: E402
+from shared.cli.contracts_export import contracts_app  # noqa: E402
+from shared.cli.doctor import doctor  # noqa: E402
+from shared.cli.health import health  # noqa: E402
+from shared.cli.running import serve, up  # noqa: E402
+from shared.cli.tokens import token  # noqa: E402
+from shared.discovery import ServiceSpec, installed_services  # noqa: E402
+from shared.errors import ValidationError  # noqa: E402
 
 app = typer.Typer(
     name="crm",
@@ -46,41 +52,49 @@ def root(
     rpc.configure(json_output=json_output, token=token, config_path=config, timeout=timeout)
 
 
-def mount_service_clis(root_app: typer.Typer, services=SERVICES) -> dict[str, str]:
-    """Add ``crm <name>`` for each service module that defines ``app``; return load problems."""
+def mount_service_clis(root_app: typer.Typer, services: Iterable[ServiceSpec]) -> dict[str, str]:
+    """Add ``crm <name>`` for each service whose spec names a typer app; return load problems."""
     problems: dict[str, str] = {}
-    for name in services:
-        module_name = f"services.{name}.cli"
+    for spec in services:
         try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name in (module_name, f"services.{name}"):
-                continue  # the service has no command line (yet)
-            problems[name] = f"{type(error).__name__}: {error}"
+            sub_app = spec.load_cli()
         except Exception as error:  # noqa: BLE001 - one broken service must not break `crm`
-            problems[name] = f"{type(error).__name__}: {error}"
+            problems[spec.name] = f"{type(error).__name__}: {error}"
+            _mount_unavailable(root_app, spec, problems[spec.name])
         else:
-            sub_app = getattr(module, "app", None)
             if isinstance(sub_app, typer.Typer):
-                root_app.add_typer(sub_app, name=name)
-            continue
-        _mount_unavailable(root_app, name, problems[name])
+                root_app.add_typer(sub_app, name=spec.name)
     return problems
 
 
-def _mount_unavailable(root_app: typer.Typer, name: str, problem: str) -> None:
+def _installed_services() -> list[ServiceSpec]:
+    """The installed services; none when an entry point is broken (``crm doctor`` names it)."""
+    try:
+        return list(installed_services().values())
+    except ValidationError:
+        return []
+
+
+def _mount_unavailable(root_app: typer.Typer, spec: ServiceSpec, problem: str) -> None:
+    name = spec.name
+
     def unavailable() -> None:
         rpc.fail(f"the {name} commands do not load: {problem} (crm doctor)")
 
-    unavailable.__doc__ = f"(unavailable: services/{name}/cli.py does not import)"
+    unavailable.__doc__ = f"(unavailable: {spec.cli} does not load)"
     root_app.command(name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
                                              "help_option_names": []})(unavailable)
 
 
-ops.register(app)
+app.command("up")(up)
+app.command("serve")(serve)
+app.command("health")(health)
+app.command("doctor")(doctor)
+app.command("token")(token)
+app.add_typer(contracts_app, name="contracts")
 log_ops.register(app)
 app.command("bench")(bench)
-service_cli_problems = mount_service_clis(app)
+service_cli_problems = mount_service_clis(app, _installed_services())
 
 
 def main() -> None:

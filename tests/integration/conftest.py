@@ -20,6 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 import pytest
 
+from tests.support import postgres_unreachable
+
 POSTGRES_ADMIN_URL = os.environ.get("CRM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -29,8 +31,7 @@ def fresh_postgres_database(options: str = "") -> Iterator[str]:
     try:
         admin = psycopg2.connect(POSTGRES_ADMIN_URL, connect_timeout=5)
     except psycopg2.OperationalError as error:
-        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {error}; start it "
-                    "or set CRM_TEST_POSTGRES_URL".strip())
+        pytest.fail(postgres_unreachable(POSTGRES_ADMIN_URL, error), pytrace=False)
     admin.autocommit = True
     name = f"crm_test_{uuid.uuid4().hex}"
     try:

@@ -16,23 +16,19 @@ import signal
 import subprocess
 import sys
 import textwrap
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from services.registry import SERVICES
 from shared.auth import issue_token, verify_token
-from tests.support import wait_for
+from shared.discovery import installed_services
+from tests.support import private_vhost, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-BASE_AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 SECRET = base64.b64encode(b"integration-secret-of-32-bytes!!").decode()
 MASTER_KEY = base64.b64encode(b"integration-master-key-32-bytes!").decode()
 START_SECONDS = 90
@@ -67,42 +63,11 @@ PROBE_SERVICE = '''
 
 # -- broker isolation ------------------------------------------------------------
 
-def _management(method: str, path: str, body: Any = None) -> None:
-    parts = urlsplit(BASE_AMQP_URI)
-    credentials = base64.b64encode(f"{parts.username or 'guest'}:{parts.password or 'guest'}".encode()).decode()
-    request = urllib.request.Request(
-        f"http://{parts.hostname}:15672/api/{path}", method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Basic {credentials}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10):
-        pass
-
-
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
-
-
 @pytest.fixture
 def broker_uri() -> Iterator[str]:
     """A fresh virtual host on the test broker, deleted afterwards."""
-    vhost = f"crm-test-{uuid.uuid4().hex[:12]}"
-    user = urlsplit(BASE_AMQP_URI).username or "guest"
-    permissions = {"configure": ".*", "write": ".*", "read": ".*"}
-    try:
-        _management("PUT", f"vhosts/{vhost}", {})
-        _management("PUT", f"permissions/{vhost}/{user}", permissions)
-        delete = lambda: _management("DELETE", f"vhosts/{vhost}")  # noqa: E731
-    except (urllib.error.URLError, OSError):
-        if not shutil.which("rabbitmqctl"):
-            pytest.fail(f"cannot create a virtual host: no management API at {urlsplit(BASE_AMQP_URI).hostname}"
-                        f":15672 and no rabbitmqctl (rabbitmq-plugins enable rabbitmq_management)")
-        _rabbitmqctl("add_vhost", vhost)
-        _rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
-        delete = lambda: _rabbitmqctl("delete_vhost", vhost)  # noqa: E731
-    try:
-        yield urlunsplit(urlsplit(BASE_AMQP_URI)._replace(path=f"/{vhost}"))
-    finally:
-        delete()
+    with private_vhost(f"crm-test-{uuid.uuid4().hex[:12]}") as uri:
+        yield uri
 
 
 # -- helpers -----------------------------------------------------------------------
@@ -261,20 +226,21 @@ def test_crm_up_runs_every_registered_service(tmp_path, broker_uri, crm_up_proce
     secret = base64.b64decode(json.loads(secrets_file.read_text())["secret"])
     assert verify_token(secret, token).role == "admin"
 
-    for name in SERVICES:
+    services = installed_services()
+    for name in services:
         health = wait_until(lambda name=name: health_of(broker_uri, token, name), START_SECONDS, f"{name} health()",
                             crm_up, log)
         assert health["service"] == name
         assert health["log_position"] >= 0
     children = children_of(crm_up.pid)
     crm_up_process[-1][1].extend(children)
-    assert len(children) == len(SERVICES)
-    for name in SERVICES:
+    assert len(children) == len(services)
+    for name in services:
         assert (tmp_path / "data" / f"{name}.db").exists()
         assert (tmp_path / "data" / "logs" / f"{name}.log").exists()
 
     assert stop_crm_up(crm_up, log) == 0
     for pid in children:
         assert not is_alive(pid), f"service process {pid} outlived crm up"
-    for name in SERVICES:
+    for name in services:
         assert f"stopped {name} (exit code 0)" in log.read_text()

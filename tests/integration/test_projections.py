@@ -7,6 +7,7 @@ cooperative driver would, so lost updates and interleavings would show.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import Counter
 
@@ -251,18 +252,19 @@ def test_poison_event_is_dead_lettered_then_retried_once_fixed(engine, store):
     assert letter["envelope"] == poison.to_dict()
     assert dlq.count() == 1 and dlq.list(consumer="someone.else") == []
 
-    assert dlq.retry(letter["id"], runner) == "failed"  # still broken: kept, one more attempt
+    retry = functools.partial(dlq.retry, letter["id"], runner.consumer.name, runner.apply_untracked)
+    assert retry() == "failed"  # still broken: kept, one more attempt
     [still] = dlq.list()
     assert (still["attempts"], still["retried_at"]) == (4, None)
     assert counts(engine) == {"c1": (2, "Cy")}
 
     projection.broken = False
-    assert dlq.retry(letter["id"], runner) == "applied"
+    assert retry() == "applied"
     assert counts(engine) == {"c1": (2, "Cy"), "c2": (1, "Bob")}
     assert dlq.count() == 0 and dlq.list() == []
     assert dlq.list(include_retried=True)[0]["retried_at"] is not None
     with pytest.raises(Conflict, match="already retried"):
-        dlq.retry(letter["id"], runner)
+        retry()
     assert runner.rebuild(lambda upstream: store.iter_since(0))["equal"]
 
 

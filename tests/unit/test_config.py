@@ -15,10 +15,12 @@ KEY = base64.b64encode(b"k" * 32).decode()
 def test_config_wins_over_env_and_urls_default_to_sqlite_in_the_data_dir(tmp_path):
     settings = load_settings({"AMQP_URI": "amqp://a:b@broker:5672/", "CRM_DATA_DIR": str(tmp_path)},
                              environ={"AMQP_URI": "amqp://ignored/", "CRM_SECRET": KEY, "CRM_MASTER_KEY": KEY,
+                                      "CRM_COMPLAINTS_DATABASE_URL": "postgresql://db/complaints",
                                       "CRM_AUDIT_DATABASE_URL": "postgresql://db/audit"})
     assert settings.amqp_uri == "amqp://a:b@broker:5672/"
     assert settings.database_url("customers") == f"sqlite:///{tmp_path / 'customers.db'}"
-    assert settings.database_url("audit") == "postgresql://db/audit"
+    assert settings.database_url("complaints") == "postgresql://db/complaints"
+    assert settings.database_url("audit") == f"sqlite:///{tmp_path / 'audit.db'}"  # not installed: not read
     assert settings.master_key == b"k" * 32
 
 

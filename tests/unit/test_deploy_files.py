@@ -21,13 +21,13 @@ import jsonschema
 import pytest
 import yaml
 
-from services.registry import SERVICES
-from shared.config import SERVICES as CONFIGURABLE_SERVICES
 from shared.config import load_settings, read_config_file
+from shared.discovery import installed_services
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 DEV_BROKER_PASSWORD = "crm"  # documented in deploy/runbook.md
+SERVICES = installed_services()
 
 # -- docker-compose.yml --------------------------------------------------------
 
@@ -128,8 +128,8 @@ def test_compose_runs_the_broker_the_database_and_every_registered_service(compo
         assert service["build"]["context"] == "."
         assert (ROOT / service["build"].get("dockerfile", "Dockerfile")).is_file()
         command = service["command"] if isinstance(service["command"], list) else shlex.split(service["command"])
-        assert command in (["crm", "serve", name], ["nameko", "run", SERVICES[name]]) or \
-            command[:3] == ["nameko", "run", SERVICES[name]]
+        assert command in (["crm", "serve", name], ["nameko", "run", SERVICES[name].service_class]) or \
+            command[:3] == ["nameko", "run", SERVICES[name].service_class]
 
 
 def test_dependencies_wait_for_health_checks(compose):
@@ -164,7 +164,6 @@ def test_each_service_has_its_own_database_and_reaches_the_broker(compose, defin
         settings = load_settings({key: value for key, value in env.items() if value}, environ={})
         assert settings.database_url(name) == env[f"CRM_{name.upper()}_DATABASE_URL"]
     assert len(databases) == len(SERVICES) and databases <= created
-    assert created == set(CONFIGURABLE_SERVICES)
 
 
 def test_bind_mounts_exist_and_named_volumes_are_declared(compose):
@@ -277,12 +276,12 @@ def test_rabbitmq_conf_loads_the_definitions():
 
 def test_example_config_loads_through_shared_config(monkeypatch, tmp_path):
     for key in ("AMQP_URI", "CRM_SECRET", "CRM_MASTER_KEY", "CRM_MAX_WORKERS", "CRM_LOG_LEVEL",
-                *(f"CRM_{name.upper()}_DATABASE_URL" for name in CONFIGURABLE_SERVICES)):
+                *(f"CRM_{name.upper()}_DATABASE_URL" for name in SERVICES)):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("CRM_DATA_DIR", str(tmp_path / "data"))
     config = read_config_file(DEPLOY / "config.yml")
     for key in ("AMQP_URI", "CRM_DATA_DIR", "CRM_SECRET", "CRM_MASTER_KEY",
-                *(f"CRM_{name.upper()}_DATABASE_URL" for name in CONFIGURABLE_SERVICES)):
+                *(f"CRM_{name.upper()}_DATABASE_URL" for name in SERVICES)):
         assert key in config, key
     settings = load_settings(config)
     assert settings.amqp_uri == "amqp://guest:guest@127.0.0.1:5672/"

@@ -1,0 +1,89 @@
+"""``crm health``: ask services for ``health()`` over RPC, as a person or a container health check would.
+
+``probe_health`` is also how ``crm up`` learns that a service it started
+is up: answering ``health()`` means it is listening and its store opens.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, Mapping
+
+import typer
+
+from shared.auth import issue_token
+from shared.cli import rpc
+from shared.cli.rpc import cli_settings, print_json
+from shared.cli.service_choice import chosen_services
+
+
+def probe_health(amqp_uri: str, token_value: str, service: str, timeout: float) -> tuple[bool, Any]:
+    """``(True, health)`` if ``service.health()`` answers, else ``(False, why not)``."""
+    from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    try:
+        with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=timeout,
+                             context_data={"authorization": token_value}) as proxy:
+            return True, proxy[service].health()
+    except UnknownService:
+        return False, "not listening yet"
+    except RpcTimeout:
+        return False, f"no answer within {timeout:g}s"
+    except RemoteError as error:
+        return False, f"health() failed: {rpc.remote_error_message(error.exc_type, error.value)}"
+    except Exception as error:  # noqa: BLE001 - broker trouble is a reason to wait, not to crash
+        return False, f"broker: {type(error).__name__}: {error}"
+
+
+def health(
+    names: list[str] = typer.Argument(None, help="services to ask (default: all registered)"),
+    timeout: float = typer.Option(5.0, "--timeout", min=0.1, help="seconds to wait for each answer"),
+) -> None:
+    """Ask services for health() over RPC; exit 1 if one does not answer.
+
+    Without --token/CRM_TOKEN a short-lived `service` token is signed with
+    the local secret, so this also serves as a container health check.
+    """
+    chosen = chosen_services(names or [], "NAMES")
+    if rpc.state.token:
+        token_value, amqp_uri = rpc.state.token, cli_settings(generate_secrets=False).amqp_uri
+    else:
+        settings = cli_settings()
+        token_value = issue_token(settings.secret, "service", f"crm-health@{socket.gethostname()}", 60)
+        amqp_uri = settings.amqp_uri
+    rows = []
+    for name in chosen:
+        ok, answer = probe_health(amqp_uri, token_value, name, timeout)
+        row = {"service": name, "status": "up" if ok else "down"}
+        if ok and isinstance(answer, Mapping):
+            row.update(answer)
+            row["problem"] = refused_upstreams(answer)
+        elif not ok:
+            row["problem"] = answer
+        rows.append(row)
+    if rpc.state.json_output:
+        print_json(rows)
+    else:
+        rpc.print_table([{**row, "lag": _max_lag(row)} for row in rows],
+                        ["service", "status", ("log_position", "log"), ("relay_backlog", "unpublished"),
+                         ("dead_letters", "dead letters"), ("lag", "projection lag"), "problem"])
+    if any(row["status"] != "up" for row in rows):
+        raise typer.Exit(1)
+
+
+def refused_upstreams(answer: Mapping[str, Any]) -> str:
+    """What a healthy answer still reports: projections refusing a replaced upstream log."""
+    projections = answer.get("projections")
+    if not isinstance(projections, Mapping):
+        return ""
+    refused = sorted({f"{name} refuses {upstream}" for name, view in projections.items() if isinstance(view, Mapping)
+                      for upstream in view.get("forked") or {}})
+    return "; ".join(refused) + " (its log was replaced: crm rebuild)" if refused else ""
+
+
+def _max_lag(row: Mapping[str, Any]) -> Any:
+    projections = row.get("projections")
+    if isinstance(projections, Mapping) and projections:
+        return max((view.get("lag", 0) for view in projections.values() if isinstance(view, Mapping)), default=0)
+    return None
