@@ -58,7 +58,7 @@ def health(
         row = {"service": name, "status": "up" if ok else "down"}
         if ok and isinstance(answer, Mapping):
             row.update(answer)
-            row["problem"] = refused_upstreams(answer)
+            row["problem"] = "; ".join(filter(None, (refused_upstreams(answer), stalled_consumers(answer))))
         elif not ok:
             row["problem"] = answer
         rows.append(row)
@@ -67,23 +67,34 @@ def health(
     else:
         rpc.print_table([{**row, "lag": _max_lag(row)} for row in rows],
                         ["service", "status", ("log_position", "log"), ("relay_backlog", "unpublished"),
-                         ("dead_letters", "dead letters"), ("lag", "projection lag"), "problem"])
+                         ("dead_letters", "dead letters"), ("lag", "lag"), "problem"])
     if any(row["status"] != "up" for row in rows):
         raise typer.Exit(1)
 
 
 def refused_upstreams(answer: Mapping[str, Any]) -> str:
     """What a healthy answer still reports: projections refusing a replaced upstream log."""
-    projections = answer.get("projections")
-    if not isinstance(projections, Mapping):
-        return ""
-    refused = sorted({f"{name} refuses {upstream}" for name, view in projections.items() if isinstance(view, Mapping)
+    refused = sorted({f"{name} refuses {upstream}" for name, view in _consumers(answer)
                       for upstream in view.get("forked") or {}})
     return "; ".join(refused) + " (its log was replaced: crm rebuild)" if refused else ""
 
 
+def stalled_consumers(answer: Mapping[str, Any]) -> str:
+    """Consumers retrying an event they may not park (an erasure, a reaction), with the error."""
+    stalled = sorted(f"{name} retries {upstream} {stall.get('type')} at {stall.get('position')} "
+                     f"({stall.get('attempts')} attempts: {stall.get('error')})"
+                     for name, view in _consumers(answer)
+                     for upstream, stall in (view.get("stalled") or {}).items() if isinstance(stall, Mapping))
+    return "; ".join(stalled)
+
+
+def _consumers(answer: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """``(name, view)`` of every projection and reaction in a ``health()`` answer."""
+    return [(name, view) for kind in ("projections", "reactions")
+            if isinstance(answer.get(kind), Mapping)
+            for name, view in answer[kind].items() if isinstance(view, Mapping)]
+
+
 def _max_lag(row: Mapping[str, Any]) -> Any:
-    projections = row.get("projections")
-    if isinstance(projections, Mapping) and projections:
-        return max((view.get("lag", 0) for view in projections.values() if isinstance(view, Mapping)), default=0)
-    return None
+    consumers = _consumers(row)
+    return max((view.get("lag", 0) for _name, view in consumers), default=0) if consumers else None
