@@ -1,4 +1,4 @@
-"""``crm bench``: the figures of DESIGN.md ("Figures to measure"), measured in one run.
+"""``crm bench``: the figures of docs/architecture.md ("Figures"), measured in one run.
 
 - ``workload``: what is written per command and how much (default and quick sizes)
 - ``store_figures``: our event store's append, replay and verify rates

@@ -36,7 +36,7 @@ def bench(
         help="RabbitMQ for the RPC figures; a throwaway vhost is used when rabbitmqctl is available."),
     ] = DEFAULT_AMQP_URI,
 ) -> None:
-    """Measure append, replay, verify and RPC figures (DESIGN.md, "Figures to measure").
+    """Measure append, replay, verify and RPC figures (docs/architecture.md, "Figures").
 
     Append rates are compared with the eventsourcing library in the same run
     when it is installed; RPC figures come from real services started in
