@@ -94,7 +94,7 @@ app.command("token")(token)
 app.add_typer(contracts_app, name="contracts")
 log_ops.register(app)
 app.command("bench")(bench)
-service_cli_problems = mount_service_clis(app, _installed_services())
+mount_service_clis(app, _installed_services())
 
 
 def main() -> None:

@@ -55,7 +55,6 @@ class SupervisedProcess(ServiceProcess):
     state: str = "new"  # starting → up; exited children wait in backoff, then start again
     restart_at: float = 0.0
     backoff: float = 0.0
-    restarts: int = 0
     last_problem: str = ""
 
     def start(self) -> None:
@@ -157,7 +156,6 @@ class Supervisor:
                             child.state = "up"
                             self.say(Text(f"{child.name} is up again (pid {child.pid})", style="green"))
                 elif child.state == "backoff" and time.monotonic() >= child.restart_at:
-                    child.restarts += 1
                     child.start()
 
     def stop_all(self, grace: float = STOP_GRACE_SECONDS) -> None:
