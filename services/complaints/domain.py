@@ -19,9 +19,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from services.complaints import sla
-from services.complaints.calendar import WorkingCalendar
 from shared.errors import Conflict, NotFound
 from shared.eventstore.envelope import Envelope, NewEvent
+from shared.working_calendar import WorkingCalendar
 
 #: What each status lets a caller do; everything else is a ``Conflict``.
 _WORKING = ("classify", "assign", "respond", "request_info", "escalate", "resolve")

@@ -35,9 +35,9 @@ from typing import Any, Iterable, Mapping
 from marshmallow import Schema, ValidationError as SchemaError, fields, validates_schema
 from marshmallow.validate import Range
 
-from services.complaints.calendar import Pause, WorkingCalendar, merge_pauses
 from shared.errors import ValidationError
 from shared.validation import load
+from shared.working_calendar import Pause, WorkingCalendar, merge_pauses
 
 PRIORITIES = ("critical", "high", "normal", "low")
 URGENCIES = ("low", "medium", "high", "critical")

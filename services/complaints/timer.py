@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping
 
 from marshmallow import Schema, ValidationError as SchemaError, fields, validate, validates_schema
@@ -40,7 +40,6 @@ from nameko.extensions import DependencyProvider
 from nameko.timer import Timer
 
 from services.complaints import domain
-from services.complaints.calendar import WorkingCalendar
 from services.complaints.schedule import due_complaint_ids, note_next_checks
 from services.complaints.sla import SlaPolicy
 from shared.auth import Principal
@@ -48,6 +47,7 @@ from shared.canonical import canonical_json, sha256_hex
 from shared.errors import Conflict
 from shared.leases import Lease
 from shared.validation import load
+from shared.working_hours import WorkingHoursSchema, calendar_from_hours
 
 log = logging.getLogger(__name__)
 
@@ -55,25 +55,6 @@ CONFIG_KEY = "COMPLAINTS"
 LEASE_NAME = "complaints.sla-timer"
 DEFAULT_TIMER_SECONDS = 60.0
 TIMER_PRINCIPAL = Principal("sla-timer", "service")
-
-
-class ClockTime(fields.String):
-    """``HH:MM`` on the working calendar's clock."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        raw = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            return time.fromisoformat(raw)
-        except ValueError as error:
-            raise SchemaError("use HH:MM, e.g. 09:00") from error
-
-
-class WorkingHoursSchema(Schema):
-    timezone = fields.String(load_default="Asia/Shanghai")
-    day_start = ClockTime(load_default=time(9))
-    day_end = ClockTime(load_default=time(18))
-    breaks = fields.List(fields.List(ClockTime(), validate=validate.Length(equal=2)),
-                         load_default=lambda: [[time(12), time(13)]])
 
 
 class ComplaintsConfigSchema(Schema):
@@ -94,13 +75,11 @@ def load_rules(config: Mapping[str, Any] | None) -> tuple[domain.Rules, float]:
     """The ``Rules`` and the timer interval from the ``COMPLAINTS`` config (``ValidationError`` if bad)."""
     settings = load(ComplaintsConfigSchema(), dict(config or {}))
     hours = settings["working_hours"] or load(WorkingHoursSchema(), {})
-    calendar = WorkingCalendar(hours["timezone"], hours["day_start"], hours["day_end"],
-                               [tuple(pair) for pair in hours["breaks"]])
     policy = SlaPolicy.from_config(settings["sla"])
     fingerprint = sha256_hex(canonical_json({
         "sla": policy.to_config(), "working_hours": {name: str(value) for name, value in hours.items()},
         **{name: settings[name] for name in ("auto_close_days", "reminder_lead_days", "max_escalation_level")}}))
-    rules = domain.Rules(policy=policy, calendar=calendar,
+    rules = domain.Rules(policy=policy, calendar=calendar_from_hours(hours),
                          auto_close_after=timedelta(days=settings["auto_close_days"]),
                          reminder_lead=timedelta(days=settings["reminder_lead_days"]),
                          max_escalation_level=settings["max_escalation_level"], fingerprint=fingerprint)

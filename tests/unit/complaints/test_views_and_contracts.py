@@ -102,6 +102,9 @@ def test_the_rules_fingerprint_changes_with_any_setting_and_only_then():
 @pytest.mark.parametrize("config, field", [
     ({"reminder_lead_days": 3}, "reminder_lead_days"),
     ({"working_hours": {"day_start": "9am"}}, "working_hours"),
+    ({"working_hours": {"timezone": "Asia/Beijing"}}, "timezone"),
+    ({"working_hours": {"day_start": "18:00", "day_end": "09:00"}}, "day_end"),
+    ({"sla_timer_seconds": 0}, "sla_timer_seconds"),
     ({"sla": {"first_reply_cap_hours": 48}}, "first_reply_cap_hours"),
     ({"max_escalation_level": 0}, "max_escalation_level"),
 ])
