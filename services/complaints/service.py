@@ -23,12 +23,15 @@ from contracts import complaints as contract
 from services.complaints import domain, views
 from services.complaints.directory import CustomerDirectory, customer_status
 from services.complaints.projection import ComplaintList
-from services.complaints.timer import DEFAULT_TIMER_SECONDS, TIMER_PRINCIPAL, ComplaintRules, sla_timer, sweep
+from services.complaints.rules import DEFAULT_TIMER_SECONDS, TIMER_SECONDS_KEY, ComplaintRules
+from services.complaints.sweep import SLA_TIMER_LEASE, TIMER_PRINCIPAL, sweep
 from shared.auth import Authorization, allow
+from shared.clock import Clock
 from shared.errors import Conflict, NotFound, ValidationError
 from shared.event_log import EventLog
 from shared.eventstore.envelope import NewEvent, new_id
 from shared.log_endpoints import LogEndpoints
+from shared.timers import leased_timer
 from shared.validation import load_call
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,7 @@ class ComplaintsService(LogEndpoints):
 
     auth = Authorization()
     sla = ComplaintRules()
+    clock = Clock()
     log = EventLog(projections=lambda keys: [CustomerDirectory(keys), ComplaintList(keys)],
                    migrations=MIGRATIONS)
 
@@ -139,7 +143,7 @@ class ComplaintsService(LogEndpoints):
         complaint = domain.fold(complaint_id, envelopes)
         if complaint.status == "new":
             raise NotFound(f"no complaint {complaint_id}")
-        view = views.complaint_view(self.log.keys, complaint, envelopes, self.sla.rules, self.sla.now(),
+        view = views.complaint_view(self.log.keys, complaint, envelopes, self.sla.rules, self.clock.now(),
                                     show_texts=self.principal.role in views.TEXT_READERS)
         shown = views.texts_in(view)
         if shown:
@@ -168,14 +172,13 @@ class ComplaintsService(LogEndpoints):
     def run_sla_check(self, *args, **kwargs):
         """The timer's sweep, now, at ``now`` if given (tests and operators move the clock)."""
         query = load_call(contract.RunSlaCheck(), args, kwargs)
-        now = domain.parse(query["now"]) if query["now"] else self.sla.now()
+        now = domain.parse(query["now"]) if query["now"] else self.clock.now()
         return sweep(self.log, self.principal, self.sla.rules, now)
 
-    @sla_timer(interval=DEFAULT_TIMER_SECONDS)
+    @leased_timer(SLA_TIMER_LEASE, interval=DEFAULT_TIMER_SECONDS, config_key=TIMER_SECONDS_KEY)
     def sla_tick(self):
         """Warn, breach, escalate, remind and auto-close; only on the replica holding the lease."""
-        if self.sla.lease(self.log.store.engine).acquire():
-            sweep(self.log, TIMER_PRINCIPAL, self.sla.rules, self.sla.now())
+        sweep(self.log, TIMER_PRINCIPAL, self.sla.rules, self.clock.now())
 
     # -- customers' events -----------------------------------------------------------
 
@@ -199,7 +202,7 @@ class ComplaintsService(LogEndpoints):
             self._require_related(command["related_complaint_id"], customer_id)
         complaint_id = new_id()
         events = views.seal(self.log.keys, customer_id,
-                            domain.decide_file(complaint_id, command, self.sla.now(), self.sla.rules))
+                            domain.decide_file(complaint_id, command, self.clock.now(), self.sla.rules))
         appended = self.log.append(self.principal, domain.stream_of(complaint_id), events, 0,
                                    command_id=command["command_id"],
                                    result=lambda done: views.filed_result(complaint_id, done))
@@ -209,7 +212,7 @@ class ComplaintsService(LogEndpoints):
         """Load, decide, seal, append: the path of every command on an existing complaint."""
         def handle() -> dict[str, Any]:
             complaint = self._load(command["complaint_id"])
-            events = decide(complaint, self.sla.now())
+            events = decide(complaint, self.clock.now())
             if not events:
                 return views.command_result(complaint)
             sealed = views.seal(self.log.keys, complaint.customer_id, events)
