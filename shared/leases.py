@@ -1,11 +1,12 @@
 """A named, expiring lock in the service's own database.
 
-Replicas of a service share one database (DESIGN.md, "Operation"), and some
-jobs must run once per service however many replicas run: the relay (two
-publishers would double every message) and the timers. The holder renews the
-lease well before it expires; if the holder dies, the lease lapses after
-``ttl_seconds`` and another replica takes it over. No broker, no extra
-server: an ``UPDATE`` with a condition is atomic on SQLite and PostgreSQL.
+Replicas of a service share one database, and some jobs must run once per
+service however many replicas run: the relay (two publishers would double
+every message) and the timers (two sweeps would race each other). The
+holder renews the lease well before it expires; if the holder dies, the
+lease lapses after ``ttl_seconds`` and another replica takes it over. No
+broker, no extra server: an ``UPDATE`` with a condition is atomic on SQLite
+and PostgreSQL.
 
 Expiry times are wall-clock milliseconds of whichever replica wrote them, so
 replicas' clocks must agree to well within the TTL.
@@ -13,6 +14,8 @@ replicas' clocks must agree to well within the TTL.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from typing import Callable
 
@@ -21,6 +24,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from shared.eventstore.tables import leases
+
+
+def owner_id(holder: object) -> str:
+    """A lease owner name unique to ``holder`` in this process on this host (and readable in the table)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{id(holder)}"
 
 
 class Lease:

@@ -1,6 +1,6 @@
 """The complaint aggregate: pure decide and evolve functions, no I/O.
 
-A complaint goes record → classify → assign → track → confirm (seed 004:
+A complaint goes record → classify → assign → track → confirm (docs/domain.md:
 问题记录 → 问题分类 → 分配 → 问题跟踪 → 确认满意). ``decide_*`` functions take
 the current state, a validated command and the time, and return the events
 to append or raise ``Conflict``; ``evolve`` applies one event to the state.
@@ -19,9 +19,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from services.complaints import sla
-from services.complaints.calendar import WorkingCalendar
 from shared.errors import Conflict, NotFound
 from shared.eventstore.envelope import Envelope, NewEvent
+from shared.working_calendar import WorkingCalendar
 
 #: What each status lets a caller do; everything else is a ``Conflict``.
 _WORKING = ("classify", "assign", "respond", "request_info", "escalate", "resolve")

@@ -1,4 +1,4 @@
-"""complaints — record → classify → assign → track → confirm satisfied (seed 004).
+"""complaints — record → classify → assign → track → confirm satisfied (docs/domain.md).
 
 Each command validates its payload, checks the caller's role and lets the
 domain decide at the service clock's ``now`` through the shared command
@@ -23,14 +23,17 @@ from services.complaints import domain, views
 from services.complaints.aggregate import COMPLAINT, filed_answer
 from services.complaints.known_customers import KnownCustomers, customer_status
 from services.complaints.projection import ComplaintList
-from services.complaints.timer import DEFAULT_TIMER_SECONDS, TIMER_PRINCIPAL, ComplaintRules, sla_timer, sweep
+from services.complaints.rules import DEFAULT_TIMER_SECONDS, TIMER_SECONDS_KEY, ComplaintRules
+from services.complaints.sweep import SLA_TIMER_LEASE, TIMER_PRINCIPAL, sweep
 from shared.auth import Authorization, allow
+from shared.clock import Clock
 from shared.commands import Repository
 from shared.erasure import DestroyDataKeyOnErasure
 from shared.errors import Conflict, NotFound, ValidationError
 from shared.event_log import EventLog
 from shared.eventstore.envelope import new_id
 from shared.log_endpoints import LogEndpoints
+from shared.timers import leased_timer
 from shared.validation import load_call
 
 logger = logging.getLogger(__name__)
@@ -47,6 +50,7 @@ class ComplaintsService(LogEndpoints):
 
     auth = Authorization()
     sla = ComplaintRules()
+    clock = Clock()
     log = EventLog(consumers=[KnownCustomers, ComplaintList, DestroyDataKeyOnErasure], migrations=MIGRATIONS)
     complaints = Repository(COMPLAINT)
 
@@ -62,7 +66,7 @@ class ComplaintsService(LogEndpoints):
             self._require_known_customer(command["customer_id"])
             if command["related_complaint_id"]:
                 self._require_related(command["related_complaint_id"], command["customer_id"])
-            return domain.decide_file(complaint.complaint_id, command, self.sla.now(), self.sla.rules)
+            return domain.decide_file(complaint.complaint_id, command, self.clock.now(), self.sla.rules)
 
         return self.complaints.create(new_id(), command, decide, filed_answer)
 
@@ -143,7 +147,7 @@ class ComplaintsService(LogEndpoints):
         """The whole complaint; showing its texts in clear is recorded as ``PiiAccessed``."""
         complaint_id = load_call(contract.GetComplaint(), args, kwargs)["complaint_id"]
         complaint, envelopes = self.complaints.history(complaint_id)
-        view = views.complaint_view(self.log.keys, complaint, envelopes, self.sla.rules, self.sla.now(),
+        view = views.complaint_view(self.log.keys, complaint, envelopes, self.sla.rules, self.clock.now(),
                                     show_texts=self.principal.role in views.TEXT_READERS)
         shown = views.texts_in(view)
         if shown:
@@ -172,21 +176,20 @@ class ComplaintsService(LogEndpoints):
     def run_sla_check(self, *args, **kwargs):
         """The timer's sweep, now, at ``now`` if given (tests and operators move the clock)."""
         query = load_call(contract.RunSlaCheck(), args, kwargs)
-        now = domain.parse(query["now"]) if query["now"] else self.sla.now()
-        return sweep(self.log, self.principal, self.sla.rules, now)
+        now = domain.parse(query["now"]) if query["now"] else self.clock.now()
+        return sweep(self.complaints, self.log, self.principal, self.sla.rules, now)
 
-    @sla_timer(interval=DEFAULT_TIMER_SECONDS)
+    @leased_timer(SLA_TIMER_LEASE, interval=DEFAULT_TIMER_SECONDS, config_key=TIMER_SECONDS_KEY)
     def sla_tick(self):
         """Warn, breach, escalate, remind and auto-close; only on the replica holding the lease."""
-        if self.sla.lease(self.log.store.engine).acquire():
-            sweep(self.log, TIMER_PRINCIPAL, self.sla.rules, self.sla.now())
+        sweep(self.complaints, self.log, TIMER_PRINCIPAL, self.sla.rules, self.clock.now())
 
     # -- helpers -----------------------------------------------------------------
 
     def _change(self, command: dict[str, Any], decide) -> dict[str, Any]:
         """Run ``decide(complaint, now)`` on the complaint the command names, at the service clock's now."""
         return self.complaints.change(command["complaint_id"], command,
-                                      lambda complaint: decide(complaint, self.sla.now()))
+                                      lambda complaint: decide(complaint, self.clock.now()))
 
     def _require_known_customer(self, customer_id: str) -> None:
         """Refuse unknown and erased customers; on a miss, pull the customers' log once first."""

@@ -35,9 +35,9 @@ from typing import Any, Iterable, Mapping
 from marshmallow import Schema, ValidationError as SchemaError, fields, validates_schema
 from marshmallow.validate import Range
 
-from services.complaints.calendar import Pause, WorkingCalendar, merge_pauses
 from shared.errors import ValidationError
 from shared.validation import load
+from shared.working_calendar import Pause, WorkingCalendar, merge_pauses
 
 PRIORITIES = ("critical", "high", "normal", "low")
 URGENCIES = ("low", "medium", "high", "critical")
@@ -45,7 +45,7 @@ TARGET_NAMES = ("first_reply", "next_reply", "resolution")
 CATEGORIES = ("product_inquiry", "after_sales", "technical_support", "service_attitude", "billing", "other")
 
 _PRIORITY_OF_URGENCY = dict(zip(URGENCIES, ("low", "normal", "high", "critical")))
-# A grievance about money or about how staff behaved is never "low" (seed 004:
+# A grievance about money or about how staff behaved is never "low" (docs/domain.md:
 # order by urgency *and* importance); other categories follow urgency alone.
 _GRIEVANCES = frozenset({"billing", "service_attitude"})
 

@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.complaints.calendar import WorkingCalendar
 from services.complaints.sla import DEFAULT_TARGETS, SlaPolicy, deadlines, priority_for, sla_status
 from shared.errors import ValidationError
+from shared.working_calendar import WorkingCalendar
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 HOUR = timedelta(hours=1)

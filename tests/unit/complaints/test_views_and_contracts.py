@@ -10,7 +10,7 @@ import pytest
 from contracts import complaints as contract
 from contracts.catalogue import EVENTS, RPC
 from services.complaints import aggregate, domain, sla, views
-from services.complaints.timer import load_rules
+from services.complaints.rules import load_rules
 from shared.errors import ValidationError
 from shared.eventstore.envelope import NewEvent
 from shared.validation import load, load_call
@@ -79,29 +79,32 @@ def test_times_need_an_offset_and_come_out_as_utc_text():
 # -- config --------------------------------------------------------------------------
 
 def test_rules_come_from_config_with_defaults():
-    rules, interval = load_rules({"working_hours": {"day_start": "08:30", "breaks": [["12:00", "13:30"]]},
-                                  "sla": {"targets": {"low": {"first_reply": 6, "next_reply": 12, "resolution": 30}}},
-                                  "auto_close_days": 5, "reminder_lead_days": 2, "sla_timer_seconds": 30})
+    rules = load_rules({"working_hours": {"day_start": "08:30", "breaks": [["12:00", "13:30"]]},
+                        "sla": {"targets": {"low": {"first_reply": 6, "next_reply": 12, "resolution": 30}}},
+                        "auto_close_days": 5, "reminder_lead_days": 2, "sla_timer_seconds": 30})
     assert rules.calendar.day_start == time(8, 30) and rules.calendar.breaks == ((time(12), time(13, 30)),)
     assert rules.policy.for_priority("low").first_reply == timedelta(hours=6)
     assert rules.policy.for_priority("critical") == sla.DEFAULT_TARGETS["critical"]
-    assert (rules.auto_close_after, rules.reminder_lead, interval) == (timedelta(days=5), timedelta(days=2), 30)
-    defaults, default_interval = load_rules(None)
-    assert defaults.calendar.zone == ZoneInfo("Asia/Shanghai") and default_interval == 60
+    assert (rules.auto_close_after, rules.reminder_lead) == (timedelta(days=5), timedelta(days=2))
+    defaults = load_rules(None)
+    assert defaults.calendar.zone == ZoneInfo("Asia/Shanghai") and defaults.calendar.day_end == time(18)
     assert defaults.auto_close_after == timedelta(days=3) and defaults.max_escalation_level == 3
 
 
 def test_the_rules_fingerprint_changes_with_any_setting_and_only_then():
-    fingerprint = load_rules({"auto_close_days": 5})[0].fingerprint
-    assert load_rules({"auto_close_days": 5, "sla_timer_seconds": 5})[0].fingerprint == fingerprint
-    assert load_rules({"auto_close_days": 4})[0].fingerprint != fingerprint
-    assert load_rules({"auto_close_days": 5, "working_hours": {"day_end": "17:00"}})[0].fingerprint != fingerprint
-    assert load_rules({"auto_close_days": 5, "sla": {"warn_before": 0.5}})[0].fingerprint != fingerprint
+    fingerprint = load_rules({"auto_close_days": 5}).fingerprint
+    assert load_rules({"auto_close_days": 5, "sla_timer_seconds": 5}).fingerprint == fingerprint
+    assert load_rules({"auto_close_days": 4}).fingerprint != fingerprint
+    assert load_rules({"auto_close_days": 5, "working_hours": {"day_end": "17:00"}}).fingerprint != fingerprint
+    assert load_rules({"auto_close_days": 5, "sla": {"warn_before": 0.5}}).fingerprint != fingerprint
 
 
 @pytest.mark.parametrize("config, field", [
     ({"reminder_lead_days": 3}, "reminder_lead_days"),
     ({"working_hours": {"day_start": "9am"}}, "working_hours"),
+    ({"working_hours": {"timezone": "Asia/Beijing"}}, "timezone"),
+    ({"working_hours": {"day_start": "18:00", "day_end": "09:00"}}, "day_end"),
+    ({"sla_timer_seconds": 0}, "sla_timer_seconds"),
     ({"sla": {"first_reply_cap_hours": 48}}, "first_reply_cap_hours"),
     ({"max_escalation_level": 0}, "max_escalation_level"),
 ])

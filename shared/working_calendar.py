@@ -1,57 +1,82 @@
-"""The China working calendar that complaint SLA clocks run on.
+"""Working days and daily hours in a time zone, on China's official calendar.
 
-An agent team works office hours on working days, so SLA targets count
-business time, not clock time. In China the working days are not simply
-Monday to Friday: statutory holidays (春节, 国庆节, ...) and their in-lieu days
-are off, and each year's State Council notice moves working days onto
-weekends (调休 make-up days). All of that comes from the maintained
-``holidays`` package: in 0.109 its ``China`` calendar has no separate
-"workday" category; instead every substituted day off records the weekend
-day it was taken from in ``weekend_workdays``, and ``is_working_day`` is
-False on holidays and in-lieu days and True on those make-up Saturdays and
-Sundays. No date is written down here; for a year whose notice the package
-does not know yet, only the statutory days are off until it is updated.
+Services count and schedule in working time: complaint SLA targets are
+business hours, callbacks must reach customers inside their calling window,
+greetings go out inside a send window. A ``WorkingCalendar`` is daily hours
+(opening, closing, breaks) on working days in one IANA time zone; the same
+hours in a customer's zone are ``in_zone(name)``.
+
+Which days are working days is China's: statutory holidays (春节, 国庆节,
+...) and their in-lieu days are off, and each year's State Council notice
+moves working days onto weekends (调休 make-up days). All of that comes from
+the maintained ``holidays`` package: in 0.109 its ``China`` calendar records
+every substituted day off with the weekend day it was taken from
+(``weekend_workdays``), and ``is_working_day`` is False on holidays and
+in-lieu days and True on those make-up Saturdays and Sundays. No date is
+written down here; for a year whose notice the package does not know yet,
+only the statutory days are off until it is updated. A date is judged as
+the local date in the calendar's own zone, so a customer in New York has
+National Day off on 1 October New York time.
 
 Time is always passed in and must be timezone-aware. Arithmetic runs in UTC
 over whole working periods (a few per day), so a span of weeks costs a few
-dozen steps, not one per minute.
+dozen steps, not one per minute, and daylight-saving changes cost nothing:
+each opening is the local wall-clock time of that day.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
 from typing import Iterable, Iterator, Optional
 from zoneinfo import ZoneInfo
 
 import holidays
 
+from shared.clock import aware
 from shared.errors import ValidationError
 
 Pause = tuple[datetime, Optional[datetime]]
 """A span waiting on the customer; an end of ``None`` means still waiting."""
 
 _ONE_DAY = timedelta(days=1)
+_CHINA = holidays.country_holidays("CN")  # one table per process, shared by calendars in every zone
 
 
 class WorkingCalendar:
-    """Working days and hours; ``breaks`` (lunch) are not working time."""
+    """Working days and hours in ``timezone``; ``breaks`` (lunch) are not working time."""
 
     def __init__(self, timezone: str = "Asia/Shanghai", day_start: time = time(9),
                  day_end: time = time(18), breaks: Iterable[tuple[time, time]] = ((time(12), time(13)),)):
-        self.zone = _zone(timezone)
+        self.zone = time_zone(timezone)
         self.day_start, self.day_end = day_start, day_end
         self.breaks = tuple(sorted(breaks))
         self._shifts = _shifts(day_start, day_end, self.breaks)
-        self._holidays = holidays.country_holidays("CN")
-        self._working: dict[date, bool] = {}
 
-    def is_working_day(self, day: date) -> bool:
-        """True on ordinary weekdays and 调休 make-up days, False on weekends and holidays."""
+    def in_zone(self, timezone: str) -> WorkingCalendar:
+        """The same hours on the local working days of another zone (a customer's)."""
+        return WorkingCalendar(timezone, self.day_start, self.day_end, self.breaks)
+
+    def is_working_day(self, day: date | datetime) -> bool:
+        """True on ordinary weekdays and 调休 make-up days, False on weekends and holidays.
+
+        A moment is judged by its local date in the calendar's zone.
+        """
         if isinstance(day, datetime):
             day = _utc(day, "day").astimezone(self.zone).date()
-        if day not in self._working:
-            self._working[day] = self._holidays.is_working_day(day)
-        return self._working[day]
+        return _is_china_working_day(day)
+
+    def is_open(self, moment: datetime) -> bool:
+        """Whether ``moment`` is working time: inside the hours, outside the breaks, on a working day."""
+        return self.next_open(moment) == moment
+
+    def next_open(self, moment: datetime) -> datetime:
+        """The first working moment at or after ``moment``: itself while open, else the next opening.
+
+        In the calendar's zone; a closing time (18:00) is not open, so it answers the next opening.
+        """
+        begin, _finish = next(self.working_periods(moment))
+        return begin.astimezone(self.zone)
 
     def working_periods(self, start: datetime, end: datetime | None = None,
                         paused: Iterable[Pause] = ()) -> Iterator[tuple[datetime, datetime]]:
@@ -162,14 +187,18 @@ def _shifts(day_start: time, day_end: time, breaks: tuple[tuple[time, time], ...
     return shifts
 
 
-def _zone(name: str) -> ZoneInfo:
+def time_zone(name: str) -> ZoneInfo:
+    """The IANA zone ``name`` (e.g. ``America/New_York``); a ``ValidationError`` on ``timezone`` if unknown."""
     try:
         return ZoneInfo(name)
     except (ValueError, LookupError) as error:  # ZoneInfoNotFoundError is a KeyError
         raise ValidationError({"timezone": [f"unknown time zone {name!r}"]}) from error
 
 
+@lru_cache(maxsize=8192)  # decades of dates: every day a calendar ever asks about, judged once
+def _is_china_working_day(day: date) -> bool:
+    return _CHINA.is_working_day(day)
+
+
 def _utc(moment: datetime, name: str) -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware, got {moment!r}")
-    return moment.astimezone(timezone.utc)
+    return aware(moment, name).astimezone(timezone.utc)

@@ -1,8 +1,11 @@
-"""The working calendar against hand-worked dates (Asia/Shanghai, 09:00-18:00, lunch 12-13).
+"""The working calendar against hand-worked dates.
 
-A full working day is 8 business hours: 09-12 (3 h) and 13-18 (5 h).
+Office hours are Asia/Shanghai 09:00-18:00 with lunch 12-13: a full working
+day is 8 business hours, 09-12 (3 h) and 13-18 (5 h). The calling window is
+09:00-20:00 without a break, in Shanghai or in a customer's own zone.
 Holiday and 调休 dates below were read off the State Council notices for
-2024 and 2025, independently of the package under test.
+2024 and 2025, independently of the package under test; daylight-saving
+dates are those of the US rules (second Sunday of March, first of November).
 """
 
 from datetime import date, datetime, time, timedelta, timezone
@@ -10,16 +13,23 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.complaints.calendar import WorkingCalendar, merge_pauses
 from shared.errors import ValidationError
+from shared.working_calendar import WorkingCalendar, merge_pauses
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+NEW_YORK = ZoneInfo("America/New_York")
 HOUR = timedelta(hours=1)
 CAL = WorkingCalendar()
+CALLING = WorkingCalendar(day_start=time(9), day_end=time(20), breaks=())
+CALLING_NEW_YORK = CALLING.in_zone("America/New_York")
 
 
-def at(year, month, day, hour, minute=0):
-    return datetime(year, month, day, hour, minute, tzinfo=SHANGHAI)
+def at(year, month, day, hour, minute=0, zone=SHANGHAI):
+    return datetime(year, month, day, hour, minute, tzinfo=zone)
+
+
+def in_new_york(year, month, day, hour, minute=0):
+    return at(year, month, day, hour, minute, NEW_YORK)
 
 
 # --- which days are working days ---------------------------------------------
@@ -123,6 +133,88 @@ def test_results_are_in_the_calendar_zone_whatever_the_input_zone():
 def test_naive_datetimes_are_refused():
     with pytest.raises(ValueError, match="timezone-aware"):
         CAL.add_business_time(datetime(2024, 3, 4, 9), HOUR)
+
+
+# --- windows: is a moment open, and when does it next open ------------------------------
+
+@pytest.mark.parametrize("moment, opens", [
+    (at(2024, 3, 19, 7), at(2024, 3, 19, 9)),  # Tuesday before opening
+    (at(2024, 3, 19, 9), at(2024, 3, 19, 9)),  # the opening instant is open
+    (at(2024, 3, 19, 15, 30), at(2024, 3, 19, 15, 30)),  # open: the moment itself
+    (at(2024, 3, 19, 20), at(2024, 3, 20, 9)),  # the closing instant is not
+    (at(2024, 3, 15, 20, 30), at(2024, 3, 18, 9)),  # Friday evening: Monday morning
+    (at(2024, 3, 16, 12), at(2024, 3, 18, 9)),  # Saturday noon: Monday morning
+])
+def test_the_calling_window_opens_on_working_days(moment, opens):
+    assert CALLING.next_open(moment) == opens
+    assert CALLING.is_open(moment) is (moment == opens)
+
+
+def test_a_break_is_not_open_and_the_window_reopens_after_it():
+    assert CAL.is_open(at(2024, 3, 19, 11, 59)) is True
+    assert CAL.is_open(at(2024, 3, 19, 12)) is False
+    assert CAL.next_open(at(2024, 3, 19, 12, 30)) == at(2024, 3, 19, 13)
+
+
+def test_national_day_2024_keeps_the_window_shut_from_1_to_7_october():
+    assert CALLING.is_open(at(2024, 9, 29, 10)) is True  # make-up Sunday
+    assert CALLING.next_open(at(2024, 9, 30, 20)) == at(2024, 10, 8, 9)
+    assert not any(CALLING.is_open(at(2024, 10, day, 10)) for day in range(1, 8))
+
+
+def test_a_makeup_saturday_opens_the_window_and_the_sunday_after_does_not():
+    # 10月12日（星期六）上班 after National Day 2024.
+    assert CALLING.next_open(at(2024, 10, 11, 20, 30)) == at(2024, 10, 12, 9)
+    assert CALLING.is_open(at(2024, 10, 12, 15)) is True
+    assert CALLING.next_open(at(2024, 10, 12, 20)) == at(2024, 10, 14, 9)
+
+
+def test_the_window_in_a_customers_zone_follows_their_local_clock():
+    # Tue 5 Mar 10:00 in Shanghai is Mon 4 Mar 21:00 in New York: closed there until Tue 09:00 EST.
+    opens = CALLING_NEW_YORK.next_open(at(2024, 3, 5, 10))
+    assert opens == in_new_york(2024, 3, 5, 9) == at(2024, 3, 5, 22)
+    assert opens.tzinfo == NEW_YORK
+    # Tue 5 Mar 08:00 in Shanghai is Mon 4 Mar 19:00 in New York: open there, closed in Shanghai.
+    assert CALLING_NEW_YORK.is_open(at(2024, 3, 5, 8)) is True
+    assert CALLING.is_open(at(2024, 3, 5, 8)) is False
+    assert (CALLING_NEW_YORK.day_start, CALLING_NEW_YORK.day_end, CALLING_NEW_YORK.breaks) == (time(9), time(20), ())
+
+
+def test_holidays_fall_on_the_local_date_of_the_customers_zone():
+    # 1 Oct 2024 07:30 in Shanghai (National Day) is still Monday 30 Sep 19:30 in New York.
+    moment = at(2024, 10, 1, 7, 30)
+    assert CALLING.is_working_day(moment) is False
+    assert CALLING_NEW_YORK.is_working_day(moment) is True and CALLING_NEW_YORK.is_open(moment) is True
+    assert CALLING_NEW_YORK.next_open(in_new_york(2024, 9, 30, 20)) == in_new_york(2024, 10, 8, 9)
+
+
+def test_daylight_saving_starts_over_a_weekend_in_new_york():
+    # Clocks go forward on Sun 10 Mar 2024: 09:00 is 14:00 UTC before, 13:00 UTC after.
+    assert CALLING_NEW_YORK.next_open(in_new_york(2024, 3, 1, 20)) == datetime(2024, 3, 4, 14, tzinfo=timezone.utc)
+    monday = CALLING_NEW_YORK.next_open(in_new_york(2024, 3, 8, 20))
+    assert monday == in_new_york(2024, 3, 11, 9) == datetime(2024, 3, 11, 13, tzinfo=timezone.utc)
+    # Friday and Monday are 11 working hours each; 82 clock hours lie between (83 on the wall, one skipped).
+    assert CALLING_NEW_YORK.business_time_between(in_new_york(2024, 3, 8, 9), in_new_york(2024, 3, 11, 20)) \
+        == 22 * HOUR
+
+
+def test_business_hours_added_across_the_end_of_daylight_saving():
+    # Clocks go back on Sun 3 Nov 2024: Fri 19:00-20:00 EDT is 1 h, Mon 09:00 EST + 1 h.
+    due = CALLING_NEW_YORK.add_business_time(in_new_york(2024, 11, 1, 19), 2 * HOUR)
+    assert due == in_new_york(2024, 11, 4, 10) == datetime(2024, 11, 4, 15, tzinfo=timezone.utc)
+
+
+def test_an_unknown_customer_zone_is_refused_naming_the_field():
+    with pytest.raises(ValidationError) as refused:
+        CALLING.in_zone("Asia/Beijing")
+    assert list(refused.value.fields) == ["timezone"]
+
+
+def test_naive_moments_are_refused_by_the_window():
+    with pytest.raises(ValueError, match="timezone-aware"):
+        CALLING.next_open(datetime(2024, 3, 4, 9))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        CALLING.is_open(datetime(2024, 3, 4, 9))
 
 
 # --- waiting on the customer ---------------------------------------------------

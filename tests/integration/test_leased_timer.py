@@ -1,0 +1,73 @@
+"""The leased timer across replicas: two containers of one service on one database, SQLite and PostgreSQL.
+
+Each run of the timed method records which replica ran it. Only the lease
+holder runs; stopping it releases the lease, so the other replica takes over
+at its next tick, well before the lease could have lapsed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from nameko.testing.utils import get_extension
+from sqlalchemy import select
+
+from shared.event_log import EventLog
+from shared.eventstore.tables import leases
+from shared.timers import MIN_LEASE_SECONDS, LeasedTimer, leased_timer
+from tests.support import running, service_config, wait_for
+
+RUNS: list[int] = []  # the EventLog provider id of the replica that ran, per run
+
+
+class Ticker:
+    name = "ticker"
+
+    log = EventLog()
+
+    @leased_timer("ticker.tick", interval=3600, config_key=("TICKER", "tick_seconds"))
+    def tick(self):
+        RUNS.append(id(self.log.provider))
+
+
+@pytest.fixture
+def config(tmp_path, amqp_uri, database_url):
+    RUNS.clear()
+    return {**service_config(tmp_path, amqp_uri, ticker=database_url), "TICKER": {"tick_seconds": 0.05}}
+
+
+def replica_id(container) -> int:
+    return next(id(dependency) for dependency in container.dependencies if isinstance(dependency, EventLog))
+
+
+def lease_owners(container) -> list[str]:
+    engine = next(d for d in container.dependencies if isinstance(d, EventLog)).store.engine
+    with engine.connect() as connection:
+        return list(connection.execute(select(leases.c.owner).where(leases.c.name == "ticker.tick")).scalars())
+
+
+def test_of_two_replicas_only_the_lease_holder_runs_each_tick(config):
+    with running(Ticker, config) as first, running(Ticker, config) as second:
+        replicas = {replica_id(first), replica_id(second)}
+        wait_for(lambda: len(RUNS) >= 40, what="40 ticks")  # at 0.05 s, both replicas ticked many times
+        holder = first if replica_id(first) == RUNS[0] else second
+        timer = get_extension(holder, LeasedTimer)
+        assert set(RUNS) == {RUNS[0]} and RUNS[0] in replicas
+        assert lease_owners(holder) == [timer.lease.owner]
+        assert timer.interval == 0.05 and timer.lease.ttl_ms == MIN_LEASE_SECONDS * 1000
+
+
+def test_stopping_the_holder_hands_the_lease_over_at_once(config):
+    with contextlib.ExitStack() as replicas:
+        first = replicas.enter_context(running(Ticker, config))
+        second = replicas.enter_context(running(Ticker, config))
+        wait_for(lambda: RUNS, what="a first tick")
+        holder, other = (first, second) if RUNS[0] == replica_id(first) else (second, first)
+        holder.stop()
+        ran_before_stop = len(RUNS)
+        # The lease would lapse only after MIN_LEASE_SECONDS: taking over sooner proves the release.
+        wait_for(lambda: replica_id(other) in RUNS[ran_before_stop:], timeout=MIN_LEASE_SECONDS / 2,
+                 what="the other replica to take over")
+        assert set(RUNS[ran_before_stop:]) == {replica_id(other)}
+        assert lease_owners(other) == [get_extension(other, LeasedTimer).lease.owner]
