@@ -44,24 +44,28 @@ def _no_sealing(_keys: KeyRing, _state: Any, events: Sequence[NewEvent]) -> list
     return list(events)
 
 
+def _version(state: Any) -> int:
+    return state.version
+
+
 @dataclass(frozen=True)
 class AggregateKind(Generic[State]):
     """How a service finds, folds, seals and reports one kind of aggregate.
 
     ``fold(aggregate_id, envelopes)`` builds the state (pure);
-    ``exists(state)`` tells a real aggregate from an empty stream;
-    ``seal(keys, state, events)`` encrypts the personal data of decided
-    events before the log sees them; ``answer(state, appended)`` is what a
-    command returns (``appended`` is ``None`` when it decided nothing).
+    ``answer(state, appended)`` is what a command returns (``appended`` is
+    ``None`` when it decided nothing); ``seal(keys, state, events)``
+    encrypts the personal data of decided events before the log sees them;
+    ``version_of(state)`` is the stream version the state was folded to (by
+    default its ``version``), and an aggregate exists once it has one.
     """
 
     name: str
     stream_of: Callable[[str], str]
     fold: Callable[[str, Sequence[Envelope]], State]
-    exists: Callable[[State], bool]
-    version_of: Callable[[State], int]
     answer: Answer
     seal: Callable[[KeyRing, State, Sequence[NewEvent]], list[NewEvent]] = field(default=_no_sealing)
+    version_of: Callable[[State], int] = field(default=_version)
 
 
 def fingerprint(method: str, payload: Mapping[str, Any]) -> str:
@@ -106,7 +110,7 @@ class Commands(Generic[State]):
         """The aggregate and the events it was folded from; ``NotFound`` if it never existed."""
         envelopes = self.log.store.read_stream(self.kind.stream_of(aggregate_id))
         state = self.kind.fold(aggregate_id, envelopes)
-        if not self.kind.exists(state):
+        if self.kind.version_of(state) == 0:
             raise NotFound(f"no {self.kind.name} {aggregate_id}")
         return state, envelopes
 

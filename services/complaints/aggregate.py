@@ -45,8 +45,6 @@ COMPLAINT = AggregateKind(
     name="complaint",
     stream_of=domain.stream_of,
     fold=domain.fold,
-    exists=lambda complaint: complaint.status != "new",
-    version_of=lambda complaint: complaint.version,
     answer=answer,
     seal=seal,
 )

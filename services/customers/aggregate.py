@@ -50,8 +50,6 @@ CUSTOMER = AggregateKind(
     name="customer",
     stream_of=domain.stream_of,
     fold=domain.fold,
-    exists=lambda customer: customer.status != "new",
-    version_of=lambda customer: customer.version,
     answer=answer,
     seal=seal,
 )

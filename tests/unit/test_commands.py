@@ -37,7 +37,6 @@ def fold(counter_id: str, envelopes: Sequence[Envelope]) -> Counter:
 
 COUNTER = AggregateKind(
     name="counter", stream_of=lambda counter_id: f"counter-{counter_id}", fold=fold,
-    exists=lambda counter: counter.version > 0, version_of=lambda counter: counter.version,
     answer=lambda counter, appended: {"counter_id": counter.counter_id,
                                       "version": appended.version if appended else counter.version})
 
