@@ -10,7 +10,9 @@ module speaks nameko's AMQP wire protocol directly, with ``pika``'s
   a ``correlation_id`` and ``reply_to`` set to the *routing key* the client's
   reply queue is bound with on ``nameko-rpc`` (nameko replies through that
   exchange, not to a queue name). Context data travels as ``nameko.<key>``
-  headers; the signed token is ``nameko.authorization``.
+  headers; the signed token is ``nameko.authorization`` and the moment the
+  client stops waiting is ``nameko.deadline_ms``. A command gets a fresh
+  ``command_id`` when the caller gives none, so it runs at most once.
 * RPC reply: ``{"result": ..., "error": null | {"exc_type", "exc_path",
   "exc_args", "value"}}``; an error becomes :class:`RemoteError`.
 * Events: a service's events go to the durable topic exchange
@@ -40,12 +42,16 @@ from pika.exceptions import AMQPError
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
-__all__ = ["CrmClient", "RemoteError", "Subscription", "RPC_EXCHANGE", "AUTH_HEADER"]
+from contracts.catalogue import with_command_id
+
+__all__ = ["CrmClient", "RemoteError", "Subscription", "RPC_EXCHANGE", "AUTH_HEADER", "DEADLINE_HEADER"]
 
 #: nameko's default RPC exchange (config key ``rpc_exchange``).
 RPC_EXCHANGE = "nameko-rpc"
 #: nameko maps ``nameko.<key>`` headers to worker context data ``<key>``.
 AUTH_HEADER = "nameko.authorization"
+#: When the caller stops waiting (Unix milliseconds): a service refuses a request that arrives later.
+DEADLINE_HEADER = "nameko.deadline_ms"
 _JSON = "application/json"
 _PERSISTENT = 2  # nameko publishes requests and events with delivery_mode 2
 
@@ -148,7 +154,10 @@ class CrmClient:
         conn = self._ensure_open()
         assert self._channel is not None
         correlation_id = str(uuid.uuid4())
-        headers = {AUTH_HEADER: self.token} if self.token is not None else {}
+        headers = {DEADLINE_HEADER: time.time_ns() // 1_000_000 + int(self.timeout * 1000)}
+        if self.token is not None:
+            headers[AUTH_HEADER] = self.token
+        kwargs = with_command_id(service, method, kwargs)
         properties = BasicProperties(
             content_type=_JSON, content_encoding="utf-8", delivery_mode=_PERSISTENT,
             correlation_id=correlation_id, reply_to=self._reply_key, headers=headers)

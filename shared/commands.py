@@ -12,6 +12,9 @@ check the caller's role and say what to decide::
         return self.customers.change(command["customer_id"], command,
                                      lambda customer: domain.decide_set_tier(customer, ...))
 
+A command sent without a ``command_id`` takes its request's id
+(``shared.rpc``), so a request the broker delivers twice runs once.
+
 The order is what makes retries safe: a ``command_id`` is looked up before
 anything is loaded, so a repeat gets the first answer even when the
 aggregate has moved on since (or was erased); an id is bound to the method
@@ -34,6 +37,7 @@ from shared.errors import Conflict, NotFound
 from shared.event_log import EventLog, WorkerLog
 from shared.eventstore.envelope import Envelope, NewEvent
 from shared.eventstore.store import Appended, CommandRecord, CommandRepeated
+from shared.rpc import REQUEST_ID_KEY
 
 State = TypeVar("State")
 Decide = Callable[[State], Sequence[NewEvent]]
@@ -103,6 +107,7 @@ class Commands(Generic[State]):
         self.kind = kind
         self.log = worker_log
         self._worker_ctx = worker_ctx
+        self._commands_run = 0
 
     # -- reading ------------------------------------------------------------
 
@@ -132,7 +137,7 @@ class Commands(Generic[State]):
     def _run(self, aggregate_id: str, command: Mapping[str, Any], decide: Decide, answer: Answer | None,
              must_exist: bool) -> dict[str, Any]:
         answer = answer or self.kind.answer
-        command_id = command.get("command_id")
+        command_id = command.get("command_id") or self._implicit_command_id()
         call_print = fingerprint(self._worker_ctx.entrypoint.method_name, command) if command_id else ""
         if command_id:
             earlier = self._earlier_answer(command_id, call_print)
@@ -177,6 +182,19 @@ class Commands(Generic[State]):
             raise Conflict(f"command_id {command_id} was already used for another method or payload; "
                            "send a new command_id for a new command")
         return recorded.result
+
+    def _implicit_command_id(self) -> str | None:
+        """An id for a command sent without one: its request's, so a redelivered request runs once.
+
+        The n-th command of a request on this kind of aggregate gets
+        ``request:<id>:<kind>#<n>``: a redelivery runs the same commands in
+        the same order, so each finds its own.
+        """
+        request_id = self._worker_ctx.data.get(REQUEST_ID_KEY)
+        if not request_id:
+            return None
+        self._commands_run += 1
+        return f"request:{request_id}:{self.kind.name}#{self._commands_run}"
 
     def _principal(self):
         return self._worker_ctx.service.principal

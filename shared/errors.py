@@ -39,3 +39,7 @@ class Forbidden(CrmError):
 
 class Unauthenticated(CrmError):
     """No token, or a token that is forged, malformed or expired."""
+
+
+class DeadlineExceeded(CrmError):
+    """The request arrived after the moment its caller stopped waiting; it was not run."""

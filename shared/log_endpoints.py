@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 from nameko.events import event_handler
-from nameko.rpc import rpc
+from shared.rpc import rpc
 
 from shared.auth import ROLES, allow
 from shared.errors import NotFound

@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from nameko.rpc import rpc
+from shared.rpc import rpc
 
 from contracts import complaints as contract
 from services.complaints import domain, views

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nameko.rpc import rpc
+from shared.rpc import rpc
 
 from contracts import customers as contract
 from services.customers import domain, views

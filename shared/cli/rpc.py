@@ -161,20 +161,26 @@ def redact(uri: str) -> str:
 def rpc_call(service: str, method: str, *args: Any, **kwargs: Any) -> Any:
     """Call ``service.method`` with the CLI's token; failures end the command.
 
-    The token comes from the root ``--token`` option or ``$CRM_TOKEN``.
+    The token comes from the root ``--token`` option or ``$CRM_TOKEN``. A
+    command is sent with a fresh ``command_id``, and every call with the
+    deadline the CLI stops waiting at, so a late or redelivered request
+    never runs a command the user saw fail.
     """
     from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
     from nameko.standalone.rpc import ClusterRpcProxy
+
+    from contracts.catalogue import with_command_id
+    from shared.rpc import DEADLINE_KEY, deadline_after
 
     token = state.token
     if not token:
         fail(f"no token: pass --token or set {TOKEN_ENV}, e.g. "
              f"export {TOKEN_ENV}=$(crm token --role agent --actor $USER)", 2)
     amqp_uri = cli_settings(generate_secrets=False).amqp_uri
+    context = {"authorization": token, DEADLINE_KEY: deadline_after(state.timeout)}
     try:
-        with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=state.timeout,
-                             context_data={"authorization": token}) as proxy:
-            return getattr(proxy[service], method)(*args, **kwargs)
+        with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=state.timeout, context_data=context) as proxy:
+            return getattr(proxy[service], method)(*args, **with_command_id(service, method, kwargs))
     except RemoteError as error:
         fail(remote_error_message(error.exc_type, error.value))
     except UnknownService:

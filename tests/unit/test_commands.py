@@ -52,10 +52,11 @@ class Worker:
         self.provider = SimpleNamespace(store=store, keys=keys)
         self.store = store
 
-    def commands(self, method: str) -> Commands:
+    def commands(self, method: str, request_id: str | None = None) -> Commands:
         worker_ctx = SimpleNamespace(entrypoint=SimpleNamespace(method_name=method),
                                      service=SimpleNamespace(principal=Principal("alice", "agent")),
-                                     call_id_stack=["call-1"], call_id="call-1", data={})
+                                     call_id_stack=["call-1"], call_id="call-1",
+                                     data={"request_id": request_id} if request_id else {})
         return Commands(COUNTER, WorkerLog(self.provider, worker_ctx), worker_ctx)
 
 
@@ -128,3 +129,19 @@ def test_the_fingerprint_binds_method_and_payload_but_not_the_command_id():
     assert fingerprint("add", {"by": 1, "command_id": "a"}) == fingerprint("add", {"command_id": "b", "by": 1})
     assert fingerprint("add", {"by": 1}) != fingerprint("subtract", {"by": 1})
     assert fingerprint("add", {"by": 1}) != fingerprint("add", {"by": 2})
+
+
+def test_a_redelivered_request_without_a_command_id_runs_its_commands_once(worker):
+    first_delivery = worker.commands("add", request_id="amqp-correlation-1")
+    created = first_delivery.create("c1", {"command_id": None, "by": 1}, add(1))
+    changed = first_delivery.change("c1", {"command_id": None, "by": 2}, add(2))
+    head = worker.store.head_position()
+
+    redelivery = worker.commands("add", request_id="amqp-correlation-1")
+    assert redelivery.create("c1", {"command_id": None, "by": 1}, add(1)) == created
+    assert redelivery.change("c1", {"command_id": None, "by": 2}, add(2)) == changed
+    assert worker.store.head_position() == head
+    assert worker.store.recorded_command("request:amqp-correlation-1:counter#2").result == changed
+
+    another_request = worker.commands("add", request_id="amqp-correlation-2")
+    assert another_request.change("c1", {"command_id": None, "by": 2}, add(2))["version"] == 3
