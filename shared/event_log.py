@@ -10,8 +10,6 @@ that appends with the caller's identity.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -27,7 +25,7 @@ from shared.dead_letters import DeadLetters
 from shared.eventstore.envelope import CommandContext, NewEvent
 from shared.eventstore.store import Appended, EventStore
 from shared.eventstore.upcasting import Upcasters
-from shared.leases import Lease
+from shared.leases import Lease, owner_id
 from shared.migrations import upgrade
 from shared.consumer_runner import ConsumerRunner
 from shared.consumers import Consumer
@@ -88,8 +86,8 @@ class EventLog(DependencyProvider):
         self.runners = [ConsumerRunner(self.store.engine, consumer(self.keys), self.fetch_upstream)
                         for consumer in self.consumer_classes]
         self.dead_letters = DeadLetters(self.store.engine)
-        owner = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
-        self.relay = Relay(self.store, self.settings.amqp_uri, Lease(self.store.engine, f"{service}.relay", owner))
+        self.relay = Relay(self.store, self.settings.amqp_uri,
+                           Lease(self.store.engine, f"{service}.relay", owner_id(self)))
         self.store.on_append(lambda _envelopes: (self.relay.wake(), self._wakeup.set()))
 
     def start(self) -> None:

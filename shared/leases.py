@@ -14,6 +14,7 @@ replicas' clocks must agree to well within the TTL.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -21,9 +22,11 @@ from typing import Callable
 
 from sqlalchemy import delete, insert, or_, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from shared.eventstore.tables import leases
+
+log = logging.getLogger(__name__)
 
 
 def owner_id(holder: object) -> str:
@@ -31,8 +34,14 @@ def owner_id(holder: object) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{id(holder)}"
 
 
+#: A holder renews this often, and a lease lapses this long after its last
+#: renewal: a replica killed with -9 is replaced within TTL + RENEW seconds.
+RENEW_SECONDS = 0.5
+TTL_SECONDS = 1.5
+
+
 class Lease:
-    def __init__(self, engine: Engine, name: str, owner: str, ttl_seconds: float = 10.0,
+    def __init__(self, engine: Engine, name: str, owner: str, ttl_seconds: float = TTL_SECONDS,
                  clock: Callable[[], float] = time.time):
         self.engine = engine
         self.name = name
@@ -83,3 +92,37 @@ class Lease:
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+
+class LeaseKeeper:
+    """Keeps a lease renewed every ``RENEW_SECONDS`` from a greenthread, so ``held`` is always current.
+
+    A job that runs seldom (a timer ticking every minute) cannot renew a
+    short lease itself; the keeper does, between and during its runs, so a
+    replica that dies hands the job over within ``TTL_SECONDS +
+    RENEW_SECONDS`` and a long run is never overlapped by another holder.
+    """
+
+    def __init__(self, lease: Lease, renew_seconds: float = RENEW_SECONDS):
+        self.lease = lease
+        self.renew_seconds = renew_seconds
+
+    @property
+    def held(self) -> bool:
+        return self.lease.held
+
+    def keep(self, stop) -> None:
+        """Renew until ``stop`` (a ``threading.Event``) is set; database errors only skip a renewal."""
+        while not stop.is_set():
+            try:
+                self.lease.acquire()
+            except SQLAlchemyError:
+                log.warning("could not renew the lease %s", self.lease.name, exc_info=True)
+            stop.wait(self.renew_seconds)
+
+    def release(self) -> None:
+        """Hand the lease over at once (the replica is stopping)."""
+        try:
+            self.lease.release()
+        except SQLAlchemyError:
+            log.warning("could not release the lease %s; it lapses by itself", self.lease.name, exc_info=True)

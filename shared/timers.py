@@ -3,11 +3,11 @@
 Every replica of a service runs the same timers, but a sweep or a daily
 send must happen once per service, not once per replica. ``leased_timer``
 is nameko's ``@timer`` guarded by a ``Lease`` in the service's own database
-(the engine of its ``EventLog``): at each tick the replica renews the lease
-or tries to take it, and only the holder runs the method. The lease lives a
-few ticks, so a live holder keeps it from tick to tick; a stopping replica
-releases it once its last run has finished, so another takes over at its
-next tick, and a dead one loses it when it lapses.
+(the engine of its ``EventLog``): a ``LeaseKeeper`` renews the short lease
+(or tries to take it) twice a second, whatever the timer's interval, and at
+each tick only the holder runs the method. A stopping replica releases the
+lease once its last run has finished, and a replica killed outright loses it
+within two seconds, so another takes over at its next tick.
 
     class CampaignsService:
         log = EventLog(...)
@@ -16,28 +16,24 @@ next tick, and a dead one loses it when it lapses.
         def send_due_greetings(self):
             ...
 
-A run that outlasts the lease (several ticks) may overlap the next holder's,
-so the method must stay safe to run twice at once, e.g. by appending with
-an expected stream version.
+The keeper renews during a run too, so a live holder's long run is never
+overlapped; a holder that stalls for longer than the lease (a frozen
+process) may be, so the method must stay safe to run twice at once, e.g. by
+appending with an expected stream version.
 """
 
 from __future__ import annotations
 
-import logging
+import threading
 from typing import Any, Sequence
 
 from nameko.timer import Timer
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from shared.errors import ValidationError
 from shared.event_log import EventLog
-from shared.leases import Lease, owner_id
+from shared.leases import Lease, LeaseKeeper, owner_id
 
-log = logging.getLogger(__name__)
-
-LEASE_TICKS = 3  # a lease outlives this many ticks, so one slow tick does not hand it over
-MIN_LEASE_SECONDS = 10.0  # and never less: a fast timer would otherwise lose it to any pause
 
 
 class LeasedTimer(Timer):
@@ -50,7 +46,8 @@ class LeasedTimer(Timer):
     def __init__(self, lease_name: str, interval: float, config_key: Sequence[str] = (), **kwargs: Any):
         self.lease_name = lease_name
         self.config_key = tuple(config_key)
-        self.lease: Lease | None = None
+        self.keeper: LeaseKeeper | None = None
+        self._stop_keeping = threading.Event()
         super().__init__(interval, **kwargs)
 
     def setup(self) -> None:
@@ -59,29 +56,25 @@ class LeasedTimer(Timer):
             self.interval = _positive_seconds(configured, ".".join(self.config_key))
 
     def start(self) -> None:
-        ttl_seconds = max(LEASE_TICKS * self.interval, MIN_LEASE_SECONDS)
-        self.lease = Lease(self._service_engine(), self.lease_name, owner_id(self), ttl_seconds=ttl_seconds)
+        self.keeper = LeaseKeeper(Lease(self._service_engine(), self.lease_name, owner_id(self)))
+        self._stop_keeping.clear()
+        self.container.spawn_managed_thread(lambda: self.keeper.keep(self._stop_keeping))
         super().start()
 
     def stop(self) -> None:
         super().stop()  # returns once the tick in progress, if any, has finished
-        try:
-            self.lease.release()
-        except SQLAlchemyError:
-            log.warning("could not release the lease %s; it lapses by itself", self.lease_name, exc_info=True)
+        self._stop_keeping.set()
+        self.keeper.release()
+
+    def kill(self) -> None:
+        self._stop_keeping.set()  # a killed replica's lease lapses by itself
+        super().kill()
 
     def handle_timer_tick(self) -> None:
-        if self._holds_lease():
+        if self.keeper.held:
             super().handle_timer_tick()
         else:
             self.worker_complete.send()  # no worker this tick: let the loop wait for the next one
-
-    def _holds_lease(self) -> bool:
-        try:
-            return self.lease.acquire()
-        except SQLAlchemyError:  # the database is away: skip this tick, try again at the next
-            log.warning("could not renew the lease %s; skipping a tick", self.lease_name, exc_info=True)
-            return False
 
     def _service_engine(self) -> Engine:
         event_logs = [dependency for dependency in self.container.dependencies if isinstance(dependency, EventLog)]

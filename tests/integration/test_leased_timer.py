@@ -1,8 +1,8 @@
 """The leased timer across replicas: two containers of one service on one database, SQLite and PostgreSQL.
 
 Each run of the timed method records which replica ran it. Only the lease
-holder runs; stopping it releases the lease, so the other replica takes over
-at its next tick, well before the lease could have lapsed.
+holder runs; stopping it releases the lease at once, and killing it lets the
+lease lapse within two seconds, so the other replica takes over.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from shared.event_log import EventLog
 from shared.eventstore.tables import leases
-from shared.timers import MIN_LEASE_SECONDS, LeasedTimer, leased_timer
+from shared.leases import RENEW_SECONDS, TTL_SECONDS
+from shared.timers import LeasedTimer, leased_timer
 from tests.support import running, service_config, wait_for
 
 RUNS: list[int] = []  # the EventLog provider id of the replica that ran, per run
@@ -54,8 +55,8 @@ def test_of_two_replicas_only_the_lease_holder_runs_each_tick(config):
         holder = first if replica_id(first) == RUNS[0] else second
         timer = get_extension(holder, LeasedTimer)
         assert set(RUNS) == {RUNS[0]} and RUNS[0] in replicas
-        assert lease_owners(holder) == [timer.lease.owner]
-        assert timer.interval == 0.05 and timer.lease.ttl_ms == MIN_LEASE_SECONDS * 1000
+        assert lease_owners(holder) == [timer.keeper.lease.owner]
+        assert timer.interval == 0.05 and timer.keeper.lease.ttl_ms == TTL_SECONDS * 1000
 
 
 def test_stopping_the_holder_hands_the_lease_over_at_once(config):
@@ -64,10 +65,23 @@ def test_stopping_the_holder_hands_the_lease_over_at_once(config):
         second = replicas.enter_context(running(Ticker, config))
         wait_for(lambda: RUNS, what="a first tick")
         holder, other = (first, second) if RUNS[0] == replica_id(first) else (second, first)
+        holder_owner = get_extension(holder, LeasedTimer).keeper.lease.owner
         holder.stop()
         ran_before_stop = len(RUNS)
-        # The lease would lapse only after MIN_LEASE_SECONDS: taking over sooner proves the release.
-        wait_for(lambda: replica_id(other) in RUNS[ran_before_stop:], timeout=MIN_LEASE_SECONDS / 2,
-                 what="the other replica to take over")
+        assert holder_owner not in lease_owners(other)  # released, not left to lapse
+        wait_for(lambda: replica_id(other) in RUNS[ran_before_stop:], what="the other replica to take over")
         assert set(RUNS[ran_before_stop:]) == {replica_id(other)}
-        assert lease_owners(other) == [get_extension(other, LeasedTimer).lease.owner]
+        assert lease_owners(other) == [get_extension(other, LeasedTimer).keeper.lease.owner]
+
+
+def test_a_killed_holder_is_replaced_once_its_short_lease_lapses(config):
+    with contextlib.ExitStack() as replicas:
+        first = replicas.enter_context(running(Ticker, config))
+        second = replicas.enter_context(running(Ticker, config))
+        wait_for(lambda: RUNS, what="a first tick")
+        holder, other = (first, second) if RUNS[0] == replica_id(first) else (second, first)
+        holder.kill()  # as kill -9 would: no stop, so the timer's lease is not released
+        ran_before_kill = len(RUNS)
+        wait_for(lambda: replica_id(other) in RUNS[ran_before_kill:], timeout=2 * (TTL_SECONDS + RENEW_SECONDS),
+                 what="the other replica to take over after the lease lapsed")
+        assert lease_owners(other) == [get_extension(other, LeasedTimer).keeper.lease.owner]
