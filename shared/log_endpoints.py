@@ -15,6 +15,7 @@ from shared.rpc import rpc
 
 from shared.auth import ROLES, allow
 from shared.errors import NotFound
+from shared.metrics import Metrics
 from shared.validation import load_call
 
 
@@ -32,6 +33,8 @@ class _DeadLetter(Schema):
 
 
 class LogEndpoints:
+    metrics = Metrics()
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         upstreams = sorted(cls.log.followed_services() - {cls.name})

@@ -56,6 +56,9 @@ def up(
     services: str = typer.Option("", "--services", help="comma-separated service names (default: all)"),
     config: Path | None = typer.Option(None, "--config", help="nameko config.yml (${VAR:default} substitution)"),
     timeout: float = typer.Option(60.0, "--timeout", min=1.0, help="seconds to wait until every service answers"),
+    metrics_port: int | None = typer.Option(None, "--metrics-port", min=1, max=65000,
+                                            help="serve Prometheus metrics: the first service on this port, "
+                                                 "the next on the port after, and so on"),
 ) -> None:
     """Start every service against the local RabbitMQ and supervise them until Ctrl-C."""
     chosen = chosen_services([name.strip() for name in services.split(",") if name.strip()], "--services")
@@ -69,7 +72,7 @@ def up(
     lock = _lock_data_dir(settings.data_dir / "run")
     stop = StopRequested()
     previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
-    supervisor = Supervisor(chosen, settings, base_config, stop, console.print)
+    supervisor = Supervisor(chosen, settings, base_config, stop, console.print, metrics_port)
     _describe_layout(console, supervisor, settings, base_config)
     try:
         supervisor.start_all()

@@ -48,6 +48,13 @@ def service_config(settings: Settings, base: Mapping[str, Any]) -> dict[str, Any
     return config
 
 
+def with_metrics_port(config: Mapping[str, Any], first_port: int | None, index: int) -> dict[str, Any]:
+    """The config of the ``index``-th service, serving metrics on ``first_port + index`` if given."""
+    from shared.metrics import PORT_KEY  # imported here: `crm` starts without loading nameko
+
+    return dict(config) if first_port is None else {**config, PORT_KEY: first_port + index}
+
+
 @dataclass
 class SupervisedProcess(ServiceProcess):
     """A service process ``crm up`` starts again after it exits, and where it is in that cycle."""
@@ -90,7 +97,7 @@ class Supervisor:
     """The children of one ``crm up``, each with a config file under ``run/`` and a log under ``logs/``."""
 
     def __init__(self, services: Mapping[str, ServiceSpec], settings: Settings, base_config: Mapping[str, Any],
-                 stop: StopRequested, say: Callable[[Text | str], None]):
+                 stop: StopRequested, say: Callable[[Text | str], None], metrics_port: int | None = None):
         self.settings = settings
         self.stop = stop
         self.say = say
@@ -98,9 +105,10 @@ class Supervisor:
         self.log_dir = settings.data_dir / "logs"
         config = service_config(settings, base_config)
         self.children = [SupervisedProcess(name, spec.service_class,
-                                           write_service_config(self.run_dir, name, config),
+                                           write_service_config(self.run_dir, name,
+                                                                with_metrics_port(config, metrics_port, index)),
                                            self.log_dir / f"{name}.log")
-                         for name, spec in services.items()]
+                         for index, (name, spec) in enumerate(services.items())]
 
     def _token(self) -> str:
         return issue_token(self.settings.secret, "service", f"crm-up@{socket.gethostname()}", 600)

@@ -332,3 +332,11 @@ def test_license_is_apache_2():
     text = (ROOT / "LICENSE").read_text()
     assert text.lstrip().startswith("Apache License")
     assert "Version 2.0, January 2004" in text and "END OF TERMS AND CONDITIONS" in text
+
+
+def test_prometheus_scrapes_every_installed_service_on_its_metrics_port(compose):
+    scrape = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    [job] = scrape["scrape_configs"]
+    port = compose["x-crm-environment"]["CRM_METRICS_PORT"]
+    assert sorted(job["static_configs"][0]["targets"]) == sorted(f"{name}:{port}" for name in SERVICES)
+    assert all(name in compose["services"] for name in SERVICES)
