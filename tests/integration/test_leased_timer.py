@@ -59,29 +59,35 @@ def test_of_two_replicas_only_the_lease_holder_runs_each_tick(config):
         assert timer.interval == 0.05 and timer.keeper.lease.ttl_ms == TTL_SECONDS * 1000
 
 
-def test_stopping_the_holder_hands_the_lease_over_at_once(config):
+@contextlib.contextmanager
+def holder_and_other(config):
+    """Two replicas running, once one has ticked: ``(the lease holder, the other)``."""
     with contextlib.ExitStack() as replicas:
         first = replicas.enter_context(running(Ticker, config))
         second = replicas.enter_context(running(Ticker, config))
         wait_for(lambda: RUNS, what="a first tick")
-        holder, other = (first, second) if RUNS[0] == replica_id(first) else (second, first)
-        holder_owner = get_extension(holder, LeasedTimer).keeper.lease.owner
+        yield (first, second) if RUNS[0] == replica_id(first) else (second, first)
+
+
+def owner_of(container) -> str:
+    return get_extension(container, LeasedTimer).keeper.lease.owner
+
+
+def test_stopping_the_holder_hands_the_lease_over_at_once(config):
+    with holder_and_other(config) as (holder, other):
+        holder_owner = owner_of(holder)
         holder.stop()
         ran_before_stop = len(RUNS)
         assert holder_owner not in lease_owners(other)  # released, not left to lapse
         wait_for(lambda: replica_id(other) in RUNS[ran_before_stop:], what="the other replica to take over")
         assert set(RUNS[ran_before_stop:]) == {replica_id(other)}
-        assert lease_owners(other) == [get_extension(other, LeasedTimer).keeper.lease.owner]
+        assert lease_owners(other) == [owner_of(other)]
 
 
 def test_a_killed_holder_is_replaced_once_its_short_lease_lapses(config):
-    with contextlib.ExitStack() as replicas:
-        first = replicas.enter_context(running(Ticker, config))
-        second = replicas.enter_context(running(Ticker, config))
-        wait_for(lambda: RUNS, what="a first tick")
-        holder, other = (first, second) if RUNS[0] == replica_id(first) else (second, first)
+    with holder_and_other(config) as (holder, other):
         holder.kill()  # as kill -9 would: no stop, so the timer's lease is not released
         ran_before_kill = len(RUNS)
         wait_for(lambda: replica_id(other) in RUNS[ran_before_kill:], timeout=2 * (TTL_SECONDS + RENEW_SECONDS),
                  what="the other replica to take over after the lease lapsed")
-        assert lease_owners(other) == [get_extension(other, LeasedTimer).keeper.lease.owner]
+        assert lease_owners(other) == [owner_of(other)]
