@@ -102,14 +102,15 @@ def running(service_cls: type, config: dict[str, Any]) -> Iterator[ServiceContai
 
 
 @contextlib.contextmanager
-def rpc_as(config: dict[str, Any], role: str | None, actor: str = "tester", raw_token: str | None = None):
+def rpc_as(config: dict[str, Any], role: str | None, actor: str = "tester", raw_token: str | None = None,
+           timeout: float = 30):
     """A cluster proxy whose calls carry a token for ``role`` (or ``raw_token``, or none)."""
     context = {}
     if raw_token is not None:
         context["authorization"] = raw_token
     elif role is not None:
         context["authorization"] = token(role, actor)
-    with ClusterRpcProxy(config, context_data=context, timeout=30) as proxy:
+    with ClusterRpcProxy(config, context_data=context, timeout=timeout) as proxy:
         yield proxy
 
 
