@@ -10,10 +10,10 @@ upstream keeps that upstream's events in order.
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
-from nameko.events import event_handler
 from shared.rpc import rpc
 
 from shared.auth import ROLES, allow
+from shared.broker import upstream_event_handler
 from shared.errors import NotFound
 from shared.metrics import Metrics
 from shared.validation import load_call
@@ -46,7 +46,7 @@ class LogEndpoints:
             self.log.project(envelope)
 
         for upstream in upstreams:
-            on_upstream_event = event_handler(upstream, "#")(on_upstream_event)
+            on_upstream_event = upstream_event_handler(upstream, "#")(on_upstream_event)
         cls.on_upstream_event = on_upstream_event
 
     @rpc

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "relay"
 POLL_SECONDS = 0.5  # another replica may append to the shared database without waking us
 CONFIRM_TIMEOUT_SECONDS = 10.0
-BACKOFF_SECONDS = (0.5, 10.0)  # first and longest wait before reconnecting
+BACKOFF_SECONDS = (0.25, 2.0)  # first and longest wait before reconnecting
 _ENVELOPE_FIELDS = tuple(field.name for field in dataclasses.fields(Envelope))
 _PROPERTIES = {"delivery_mode": PERSISTENT}
 

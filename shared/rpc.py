@@ -18,6 +18,13 @@ Two things nameko's ``@rpc`` does not do, and a command path needs:
 
 A deadline travels on to the calls a worker makes, as nameko passes
 context data along; ``request_id`` is replaced by each service's own.
+
+A reply that cannot be sent because the broker went away does not end the
+service (nameko's own entrypoint lets that error kill the container): the
+request stays unacknowledged, the broker delivers it again once the
+service is back, and the command path answers it from the command record.
+Requests are consumed through ``shared.broker``, which reconnects within
+seconds.
 """
 
 from __future__ import annotations
@@ -27,8 +34,11 @@ import sys
 import time
 from typing import Any
 
+from amqp.exceptions import AMQPError
+from kombu.exceptions import KombuError
 from nameko.rpc import Rpc
 
+from shared.broker import ReconnectingRpcConsumer
 from shared.errors import DeadlineExceeded
 
 log = logging.getLogger(__name__)
@@ -39,6 +49,8 @@ DEADLINE_KEY = "deadline_ms"
 
 class Request(Rpc):
     """nameko's RPC entrypoint, refusing late requests and naming each request for the command path."""
+
+    rpc_consumer = ReconnectingRpcConsumer()
 
     def unpack_message_headers(self, message) -> dict[str, Any]:
         context_data = super().unpack_message_headers(message)
@@ -54,7 +66,19 @@ class Request(Rpc):
         try:
             raise DeadlineExceeded(late)
         except DeadlineExceeded:
-            self.rpc_consumer.handle_result(message, None, sys.exc_info())
+            self._answer(message, None, sys.exc_info())
+
+    def handle_result(self, message, worker_ctx, result, exc_info):
+        return self._answer(message, result, exc_info)
+
+    def _answer(self, message, result, exc_info):
+        """Reply and acknowledge; if the broker is away, leave the request to be delivered again."""
+        try:
+            return self.rpc_consumer.handle_result(message, result, exc_info)
+        except (OSError, KombuError, AMQPError) as error:
+            log.warning("could not answer %s.%s, the broker is away (%s); the request will be delivered "
+                        "again", self.container.service_name, self.method_name, error)
+            return result, exc_info
 
 
 def now_ms() -> int:
