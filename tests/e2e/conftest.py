@@ -13,3 +13,6 @@ from tests.support import private_vhost
 def fault_vhost():
     with private_vhost(f"crm-fault-{uuid.uuid4().hex[:12]}") as uri:
         yield uri
+
+
+from tests.integration.conftest import postgres_url_factory  # noqa: E402,F401 - shared with the fault tests
