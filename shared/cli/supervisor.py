@@ -27,8 +27,10 @@ from shared.processes import ServiceProcess, stop_processes, write_service_confi
 HEALTH_POLL_SECONDS = 0.25
 SUPERVISE_POLL_SECONDS = 0.5
 STOP_GRACE_SECONDS = 20.0
+FIRST_RESTART_SECONDS = 0.1  # a service that ran fine and died is back at once: its leases lapse in 1.5 s
+CRASH_LOOP_SECONDS = 1.0  # one that dies this soon after each start waits longer each time, up to
 MAX_BACKOFF_SECONDS = 30.0
-STABLE_AFTER_SECONDS = 60.0
+STABLE_AFTER_SECONDS = 10.0
 
 DEFAULT_LOGGING = {
     "version": 1,
@@ -69,10 +71,17 @@ class SupervisedProcess(ServiceProcess):
         self.state = "starting"
 
     def schedule_restart(self) -> float:
-        """Back off 1 s, doubling up to 30 s; a child that ran a minute starts over at 1 s."""
+        """Restart at once after a stable run; in a crash loop wait 1 s, doubling up to 30 s.
+
+        A child counts as stable once it ran ``STABLE_AFTER_SECONDS``, so a
+        service killed now and then is back within a fraction of a second,
+        and only one that keeps dying right after its start is slowed down.
+        """
         ran = time.monotonic() - self.started_at
-        self.backoff = 1.0 if ran >= STABLE_AFTER_SECONDS or not self.backoff \
-            else min(self.backoff * 2, MAX_BACKOFF_SECONDS)
+        if ran >= STABLE_AFTER_SECONDS:
+            self.backoff = FIRST_RESTART_SECONDS
+        else:
+            self.backoff = min(max(self.backoff * 2, CRASH_LOOP_SECONDS), MAX_BACKOFF_SECONDS)
         self.restart_at = time.monotonic() + self.backoff
         self.state = "backoff"
         return self.backoff

@@ -43,10 +43,14 @@ def test_service_config_file_is_private_and_nameko_reads_it(tmp_path, monkeypatc
     assert [entry.name for entry in (tmp_path / "run").iterdir()] == ["customers.yml"]
 
 
-def test_restart_backoff_doubles_and_resets_after_a_stable_run(tmp_path, monkeypatch):
+def test_a_stable_child_restarts_at_once_and_a_crash_loop_backs_off(tmp_path, monkeypatch):
     child = SupervisedProcess("probe", "m:C", tmp_path / "c.yml", tmp_path / "c.log")
     clock = [1000.0]
     monkeypatch.setattr(supervisor.time, "monotonic", lambda: clock[0])
+    child.started_at = clock[0]
+    clock[0] += supervisor.STABLE_AFTER_SECONDS + 1  # ran fine, then was killed
+    assert child.schedule_restart() == supervisor.FIRST_RESTART_SECONDS
+    assert child.state == "backoff" and child.restart_at == clock[0] + supervisor.FIRST_RESTART_SECONDS
     delays = []
     for _ in range(7):
         child.started_at = clock[0]
@@ -54,6 +58,5 @@ def test_restart_backoff_doubles_and_resets_after_a_stable_run(tmp_path, monkeyp
         delays.append(child.schedule_restart())
     assert delays == [1, 2, 4, 8, 16, 30, 30]
     child.started_at = clock[0]
-    clock[0] += supervisor.STABLE_AFTER_SECONDS + 1
-    assert child.schedule_restart() == 1
-    assert child.state == "backoff" and child.restart_at == clock[0] + 1
+    clock[0] += supervisor.STABLE_AFTER_SECONDS
+    assert child.schedule_restart() == supervisor.FIRST_RESTART_SECONDS
