@@ -1,38 +1,50 @@
 """Settings from env vars and a nameko ``config.yml``, validated by a schema.
 
 The same flat keys serve everywhere (``AMQP_URI``, ``CRM_DATA_DIR``,
-``CRM_<SERVICE>_DATABASE_URL``, ``CRM_SECRET``, ``CRM_MASTER_KEY``): a value
-in the nameko config wins over the environment, which wins over defaults.
-Secrets missing from both are generated once into the data dir, so a
-developer never needs to invent one and none is ever committed.
+``CRM_<SERVICE>_DATABASE_URL``, ``CRM_MASTER_KEY``, ``CRM_TOKEN_PUBLIC_KEY``,
+``CRM_SERVICE_TOKEN``): a value in the nameko config wins over the
+environment, which wins over defaults. Secrets missing from both are
+generated once into the data dir, so a developer never needs to invent one
+and none is ever committed. The token issuer's private key
+(``CRM_TOKEN_PRIVATE_KEY``) is read only by the issuer, the ``crm``
+command; a service refuses to start with it.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import re
 import secrets
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from marshmallow import Schema, ValidationError as SchemaError, fields, validate
 
 from shared.discovery import installed_services
 from shared.errors import ValidationError
+from shared.token_keys import (PRIVATE_KEY_SETTING, PUBLIC_KEY_SETTING, new_key_pair, private_key, public_keys,
+                               public_keys_text)
 
 DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"
 _ENV_PATTERN = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::(?P<default>[^}]*))?\}")
+_JWT = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"
 
 
 class _SettingsSchema(Schema):
     AMQP_URI = fields.String(required=True, validate=validate.Regexp(r"^amqps?://"))
     CRM_DATA_DIR = fields.String(required=True, validate=validate.Length(min=1))
-    CRM_SECRET = fields.String(load_default=None, validate=validate.Length(min=32))
     CRM_MASTER_KEY = fields.String(load_default=None)
+    CRM_TOKEN_PUBLIC_KEY = fields.String(load_default=None)
+    CRM_TOKEN_PRIVATE_KEY = fields.String(load_default=None)
+    CRM_SERVICE_TOKEN = fields.String(load_default=None, validate=validate.Regexp(
+        _JWT, error="must be a token issued by crm token (three base64url parts separated by dots)"))
     CRM_DATABASE_URLS = fields.Dict(keys=fields.String(),
                                     values=fields.String(validate=validate.Regexp(r"^(sqlite|postgresql)")))
 
@@ -41,22 +53,26 @@ class _SettingsSchema(Schema):
 class Settings:
     amqp_uri: str
     data_dir: Path
-    secret: bytes
     master_key: bytes
     database_urls: Mapping[str, str]
+    token_public_keys: tuple[Ed25519PublicKey, ...]
+    token_private_key: Ed25519PrivateKey | None = field(default=None, compare=False, repr=False)
+    service_token: str | None = field(default=None, repr=False)
 
     def database_url(self, service: str) -> str:
         """The store of ``service``: configured URL, else an SQLite file in the data dir."""
         return self.database_urls.get(service) or f"sqlite:///{self.data_dir / (service + '.db')}"
 
     def nameko_config(self) -> dict[str, Any]:
-        """A nameko container config carrying these settings."""
+        """A nameko container config carrying these settings (never the issuer's private key)."""
         config: dict[str, Any] = {
             "AMQP_URI": self.amqp_uri,
             "CRM_DATA_DIR": str(self.data_dir),
-            "CRM_SECRET": base64.b64encode(self.secret).decode(),
             "CRM_MASTER_KEY": base64.b64encode(self.master_key).decode(),
+            PUBLIC_KEY_SETTING: public_keys_text(self.token_public_keys),
         }
+        if self.service_token:
+            config["CRM_SERVICE_TOKEN"] = self.service_token
         for service, url in self.database_urls.items():
             config[f"CRM_{service.upper()}_DATABASE_URL"] = url
         return config
@@ -84,12 +100,13 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def load_settings(config: Mapping[str, Any] | None = None,
-                  environ: Mapping[str, str] | None = None) -> Settings:
+                  environ: Mapping[str, str] | None = None, issuer: bool = False) -> Settings:
     """Merge config over env over defaults, validate, and fill in dev secrets.
 
     A database URL is read for each installed service, so a new service's
     ``CRM_<SERVICE>_DATABASE_URL`` needs no change here; the extra services
-    of a development run use SQLite in the data dir.
+    of a development run use SQLite in the data dir. ``issuer`` is for the
+    ``crm`` command, which signs tokens: only then is the private key read.
     """
     config = dict(config or {})
     environ = os.environ if environ is None else environ
@@ -101,8 +118,10 @@ def load_settings(config: Mapping[str, Any] | None = None,
     raw = {
         "AMQP_URI": pick("AMQP_URI", DEFAULT_AMQP_URI),
         "CRM_DATA_DIR": pick("CRM_DATA_DIR", str(Path.cwd() / ".crm-data")),
-        "CRM_SECRET": pick("CRM_SECRET"),
         "CRM_MASTER_KEY": pick("CRM_MASTER_KEY"),
+        PUBLIC_KEY_SETTING: pick(PUBLIC_KEY_SETTING),
+        PRIVATE_KEY_SETTING: pick(PRIVATE_KEY_SETTING),
+        "CRM_SERVICE_TOKEN": pick("CRM_SERVICE_TOKEN"),
         "CRM_DATABASE_URLS": {name: url for name, url in urls.items() if url},
     }
     try:
@@ -110,40 +129,80 @@ def load_settings(config: Mapping[str, Any] | None = None,
     except SchemaError as error:
         raise ValidationError(error.messages) from error
     data_dir = Path(valid["CRM_DATA_DIR"]).expanduser()
-    dev_secrets = _dev_secrets(data_dir) if not (valid["CRM_SECRET"] and valid["CRM_MASTER_KEY"]) else {}
+    dev_secrets = functools.cache(lambda: _dev_secrets(data_dir))
+    public, private = _token_keys(valid[PUBLIC_KEY_SETTING], valid[PRIVATE_KEY_SETTING], issuer, dev_secrets)
     return Settings(
         amqp_uri=valid["AMQP_URI"],
         data_dir=data_dir,
-        secret=_key_bytes(valid["CRM_SECRET"] or dev_secrets["secret"], "CRM_SECRET", 32),
-        master_key=_key_bytes(valid["CRM_MASTER_KEY"] or dev_secrets["master_key"], "CRM_MASTER_KEY", 32),
+        master_key=_key_bytes(valid["CRM_MASTER_KEY"] or dev_secrets()["master_key"], "CRM_MASTER_KEY", 32),
         database_urls=valid["CRM_DATABASE_URLS"],
+        token_public_keys=public,
+        token_private_key=private,
+        service_token=valid["CRM_SERVICE_TOKEN"],
     )
 
 
-def _key_bytes(value: str, field: str, length: int) -> bytes:
-    """Keys are base64 text; the signing secret may also be any long passphrase."""
+def _token_keys(public_text: str | None, private_text: str | None, issuer: bool,
+                dev_secrets: Callable[[], dict[str, str]]
+                ) -> tuple[tuple[Ed25519PublicKey, ...], Ed25519PrivateKey | None]:
+    """The public keys tokens are verified with, and the private key where tokens are issued.
+
+    With neither key configured both come from the generated development
+    secrets. Without a public key setting the private key's own is used.
+    """
+    if private_text and not issuer:
+        raise ValidationError({PRIVATE_KEY_SETTING: [
+            "only the token issuer (the crm command) may hold it: remove it from this service's "
+            f"config and environment and give the service {PUBLIC_KEY_SETTING} instead"]})
+    if not (public_text or private_text):
+        public_text = dev_secrets()["token_public_key"]
+        private_text = dev_secrets()["token_private_key"] if issuer else None
+    private = private_key(private_text) if private_text else None
+    public = public_keys(public_text) if public_text else (private.public_key(),)  # type: ignore[union-attr]
+    if private is not None and private.public_key() not in public:
+        raise ValidationError({PRIVATE_KEY_SETTING: [f"is not the private key of any key in {PUBLIC_KEY_SETTING}"]})
+    return public, private
+
+
+def _key_bytes(value: str, field_name: str, length: int) -> bytes:
+    """A key as base64 text of exactly ``length`` bytes."""
     try:
         raw = base64.b64decode(value, validate=True)
     except ValueError:
         raw = b""
-    if len(raw) == length:
-        return raw
-    if field == "CRM_SECRET" and len(value) >= length:
-        return value.encode()
-    raise ValidationError({field: [f"must be {length} bytes, base64-encoded"]})
+    if len(raw) != length:
+        raise ValidationError({field_name: [f"must be {length} bytes, base64-encoded"]})
+    return raw
 
 
 def _dev_secrets(data_dir: Path) -> dict[str, str]:
-    """Read or create the data dir's generated secrets (mode 0600)."""
+    """Read the data dir's generated secrets, creating (or completing) them first if needed.
+
+    The file is written whole to a temporary file before it gets its name,
+    so a process starting at the same time never reads half of it. A new
+    file gets its name with a hard link, which, unlike a rename, fails if
+    another process created the file first; then that one's secrets are
+    used. A file from an older version keeps its values and gets the missing ones.
+    """
     path = data_dir / "secrets.json"
-    if path.exists():
-        return json.loads(path.read_text())
+    current = json.loads(path.read_text()) if path.exists() else {}
+    if {"master_key", "token_private_key", "token_public_key"} <= current.keys():
+        return current
     data_dir.mkdir(parents=True, exist_ok=True)
-    generated = {name: base64.b64encode(secrets.token_bytes(32)).decode() for name in ("secret", "master_key")}
+    token_private_key, token_public_key = new_key_pair()
+    wanted = {"master_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+              "token_private_key": token_private_key, "token_public_key": token_public_key, **current}
+    descriptor, temporary = tempfile.mkstemp(dir=data_dir, prefix=".secrets-", suffix=".json")  # mode 0600
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process generated them first
-        return json.loads(path.read_text())
-    with os.fdopen(descriptor, "w") as handle:
-        json.dump(generated, handle)
-    return generated
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(wanted, handle)
+        if current:
+            os.replace(temporary, path)
+        else:
+            try:
+                os.link(temporary, path)
+            except FileExistsError:  # another process generated them first
+                pass
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+    return json.loads(path.read_text())
