@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from nameko.extensions import DependencyProvider
 
-from shared.auth import Principal, issue_token
+from shared.auth import CONTEXT_KEY, Principal
 from shared.config import Settings, load_settings
 from contracts.envelope import Envelope as EnvelopeSchema
 from shared.crypto import KeyRing
@@ -39,18 +39,16 @@ UPSTREAM_PAGE = 500
 
 
 class UpstreamEvents:
-    """Pulls a producer's events over RPC: start-up catch-up and gap filling."""
+    """Pulls a producer's events over RPC, as the service's own service token says: catch-up and gap filling."""
 
-    def __init__(self, settings: Settings, service: str):
+    def __init__(self, settings: Settings):
         self._config = {"AMQP_URI": settings.amqp_uri}
-        self._secret = settings.secret
-        self._service = service
+        self._token = settings.service_token
 
     def __call__(self, upstream: str, after_position: int, limit: int) -> list[dict[str, Any]]:
         from nameko.standalone.rpc import ClusterRpcProxy
 
-        token = issue_token(self._secret, "service", self._service, ttl_seconds=300)
-        with ClusterRpcProxy(self._config, context_data={"authorization": token}, timeout=10) as proxy:
+        with ClusterRpcProxy(self._config, context_data={CONTEXT_KEY: self._token}, timeout=10) as proxy:
             return getattr(proxy, upstream).events_since(after_position, limit)
 
 
@@ -78,11 +76,17 @@ class EventLog(DependencyProvider):
     def setup(self) -> None:
         service = self.container.service_name
         self.settings: Settings = load_settings(self.container.config)
+        upstreams = sorted(self.followed_services() - {service})
+        if upstreams and not self.settings.service_token:
+            raise ValidationError({"CRM_SERVICE_TOKEN": [
+                f"{service} pulls events from {', '.join(upstreams)}: give it a service token "
+                f"(crm token --role service --actor {service} "
+                f"{' '.join(f'--audience {name}' for name in [service, *upstreams])})"]})
         self.store = EventStore.open(self.settings.database_url(service), service, self._upcasters)
         if self._migrations is not None:
             upgrade(self.store.engine, self._migrations, f"alembic_version_{service}")
         self.keys = KeyRing(self.store.engine, self.settings.master_key)
-        self.fetch_upstream = UpstreamEvents(self.settings, service)
+        self.fetch_upstream = UpstreamEvents(self.settings)
         self.runners = [ConsumerRunner(self.store.engine, consumer(self.keys), self.fetch_upstream)
                         for consumer in self.consumer_classes]
         self.dead_letters = DeadLetters(self.store.engine)
