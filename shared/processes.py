@@ -22,12 +22,19 @@ from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
+from shared.token_keys import PRIVATE_KEY_SETTING
+
 STOP_POLL_SECONDS = 0.05
 
 
 def nameko_command(path: str, config_file: Path) -> list[str]:
     """The command line that runs the nameko service class at ``module:Class``."""
     return [sys.executable, "-m", "nameko", "run", path, "--config", str(config_file)]
+
+
+def service_environment() -> dict[str, str]:
+    """This process's environment without the token issuer's private key, which no service may hold."""
+    return {key: value for key, value in os.environ.items() if key != PRIVATE_KEY_SETTING}
 
 
 def write_service_config(run_dir: Path, name: str, config: Mapping[str, Any]) -> Path:
@@ -67,7 +74,7 @@ class ServiceProcess:
             self.process = subprocess.Popen(
                 nameko_command(self.path, self.config_file), stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                env={**service_environment(), "PYTHONUNBUFFERED": "1"})
         self.started_at = time.monotonic()
 
     @property

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import os
 import socket
 import sys
 import tempfile
@@ -22,8 +21,9 @@ from urllib.parse import unquote, urlsplit
 
 import typer
 
-from shared.cli.rpc import redact
+from shared.cli.rpc import redact, stand_in_secrets
 from shared.discovery import ServiceSpec
+from shared.token_keys import PRIVATE_KEY_SETTING, PUBLIC_KEY_SETTING
 
 REQUIRED_PYTHON = (3, 11)
 MANAGEMENT_PORT = 15672
@@ -139,11 +139,12 @@ def check_data_dir(data_dir: Path) -> Check:
 
 
 def check_secrets(config: Mapping[str, Any], data_dir: Path) -> Check:
-    missing = [key for key in ("CRM_SECRET", "CRM_MASTER_KEY") if not (config.get(key) or os.environ.get(key))]
+    missing = list(stand_in_secrets(config))
     if not missing:
-        return Check("secrets", "ok", "CRM_SECRET and CRM_MASTER_KEY are configured")
+        return Check("secrets", "ok", "CRM_MASTER_KEY and the token issuer's key are configured")
     generated = data_dir / "secrets.json"
-    production = "for production set CRM_SECRET and CRM_MASTER_KEY (32 random bytes, base64) in the environment"
+    production = (f"for production set CRM_MASTER_KEY (32 random bytes, base64), {PUBLIC_KEY_SETTING} for the "
+                  f"services and {PRIVATE_KEY_SETTING} only where tokens are issued (deploy/runbook.md, Secrets)")
     if generated.exists():
         return Check("secrets", "note", f"{', '.join(missing)} not set: using development secrets generated in "
                                         f"{generated}", production)
@@ -151,7 +152,7 @@ def check_secrets(config: Mapping[str, Any], data_dir: Path) -> Check:
         return Check("secrets", "note", f"{', '.join(missing)} not set: development secrets will be generated "
                                         f"into {generated} on first use", production)
     return Check("secrets", "fail", f"{', '.join(missing)} not set, and the data dir cannot hold generated ones",
-                 "set CRM_SECRET and CRM_MASTER_KEY, or make CRM_DATA_DIR writable")
+                 f"set CRM_MASTER_KEY and {PUBLIC_KEY_SETTING}, or make CRM_DATA_DIR writable")
 
 
 def check_database(service: str, url: str, timeout: float = PROBE_TIMEOUT_SECONDS) -> Check:

@@ -6,7 +6,6 @@ and CI can run it first.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +40,8 @@ def run_checks(config_path: Path | None = None) -> list[Check]:
         except ValidationError as error:
             checks.append(Check("config", "fail", "; ".join(rpc.describe_fields(error.fields)),
                                 "fix the path given to --config"))
-    stand_ins = {key: rpc.PLACEHOLDER_KEY for key in ("CRM_SECRET", "CRM_MASTER_KEY")
-                 if not (config.get(key) or os.environ.get(key))}
     try:
-        settings = load_settings({**config, **stand_ins})
+        settings = load_settings({**config, **rpc.stand_in_secrets(config)}, issuer=True)
     except ValidationError as error:
         checks.append(Check("config", "fail", "; ".join(rpc.describe_fields(error.fields)),
                             "fix these settings in the environment or the config file (see README, Configuration)"))

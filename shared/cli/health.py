@@ -13,8 +13,12 @@ import typer
 
 from shared.auth import issue_token
 from shared.cli import rpc
-from shared.cli.rpc import cli_settings, print_json
+from shared.cli.rpc import cli_settings, fail, print_json
 from shared.cli.service_choice import chosen_services
+from shared.config import Settings
+from shared.token_keys import PRIVATE_KEY_SETTING
+
+HEALTH_TOKEN_TTL_SECONDS = 60
 
 
 def probe_health(amqp_uri: str, token_value: str, service: str, timeout: float) -> tuple[bool, Any]:
@@ -43,18 +47,16 @@ def health(
     """Ask services for health() over RPC; exit 1 if one does not answer.
 
     Without --token/CRM_TOKEN a short-lived `service` token is signed with
-    the local secret, so this also serves as a container health check.
+    the issuer's private key, or, where there is none (a service's
+    container), the service's own CRM_SERVICE_TOKEN is sent, so this also
+    serves as a container health check.
     """
     chosen = chosen_services(names or [], "NAMES")
-    if rpc.state.token:
-        token_value, amqp_uri = rpc.state.token, cli_settings(generate_secrets=False).amqp_uri
-    else:
-        settings = cli_settings()
-        token_value = issue_token(settings.secret, "service", f"crm-health@{socket.gethostname()}", 60)
-        amqp_uri = settings.amqp_uri
+    settings = cli_settings(generate_secrets=not rpc.state.token)
+    token_value = rpc.state.token or _own_token(settings, list(chosen))
     rows = []
     for name in chosen:
-        ok, answer = probe_health(amqp_uri, token_value, name, timeout)
+        ok, answer = probe_health(settings.amqp_uri, token_value, name, timeout)
         row = {"service": name, "status": "up" if ok else "down"}
         if ok and isinstance(answer, Mapping):
             row.update(answer)
@@ -70,6 +72,17 @@ def health(
                          ("dead_letters", "dead letters"), ("lag", "lag"), "problem"])
     if any(row["status"] != "up" for row in rows):
         raise typer.Exit(1)
+
+
+def _own_token(settings: Settings, services: list[str]) -> str:
+    """What to ask with when no token is given: one signed here, else the service token of this container."""
+    if settings.token_private_key is not None:
+        return issue_token(settings.token_private_key, "service", f"crm-health@{socket.gethostname()}", services,
+                           HEALTH_TOKEN_TTL_SECONDS)
+    if settings.service_token:
+        return settings.service_token
+    fail(f"no token to ask with: pass --token or set {rpc.TOKEN_ENV}, or run where {PRIVATE_KEY_SETTING} "
+         f"or CRM_SERVICE_TOKEN is set", 2)
 
 
 def refused_upstreams(answer: Mapping[str, Any]) -> str:

@@ -20,12 +20,14 @@ from typing import Any, Iterable, Mapping, NoReturn, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from shared.config import Settings, load_settings, read_config_file
 from shared.errors import ValidationError
+from shared.token_keys import PRIVATE_KEY_SETTING, PUBLIC_KEY_SETTING
 
 TOKEN_ENV = "CRM_TOKEN"
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -127,24 +129,43 @@ def user_config(config_path: Path | None = None) -> dict[str, Any]:
         fail_invalid(error)
 
 
+def stand_in_secrets(config: Mapping[str, Any]) -> dict[str, str]:
+    """Placeholders for the secrets that neither ``config`` nor the environment sets (they would be generated)."""
+    def configured(*keys: str) -> bool:
+        return any(config.get(key) or os.environ.get(key) for key in keys)
+
+    stand_ins = {}
+    if not configured("CRM_MASTER_KEY"):
+        stand_ins["CRM_MASTER_KEY"] = PLACEHOLDER_KEY
+    if not configured(PUBLIC_KEY_SETTING, PRIVATE_KEY_SETTING):
+        stand_ins[PUBLIC_KEY_SETTING] = PLACEHOLDER_KEY
+    return stand_ins
+
+
 def cli_settings(config_path: Path | None = None, generate_secrets: bool = True) -> Settings:
-    """Validated settings; bad values end the command with the field names (exit 2).
+    """Validated settings of the token issuer; bad values end the command with the field names (exit 2).
 
     With ``generate_secrets=False`` missing secrets are stood in for, so a
     command that only needs the broker address writes nothing to the data dir.
     """
     config = user_config(config_path)
     if not generate_secrets:
-        for key in ("CRM_SECRET", "CRM_MASTER_KEY"):
-            if not (config.get(key) or os.environ.get(key)):
-                config[key] = PLACEHOLDER_KEY
+        config.update(stand_in_secrets(config))
     try:
-        return load_settings(config)
+        return load_settings(config, issuer=True)
     except ValidationError as error:
         fail_invalid(error)
     except OSError as error:
         fail(f"cannot prepare the data dir for generated secrets: {error}; "
              f"set CRM_DATA_DIR to a writable directory (crm doctor)", 2)
+
+
+def issuer_key(settings: Settings) -> Ed25519PrivateKey:
+    """The private key tokens are signed with; without one the command ends naming the setting (exit 2)."""
+    if settings.token_private_key is None:
+        fail(f"{PRIVATE_KEY_SETTING} is not set: only the token issuer's private key signs tokens "
+             f"({PUBLIC_KEY_SETTING} only checks them); run this where the issuer key is", 2)
+    return settings.token_private_key
 
 
 def redact(uri: str) -> str:

@@ -24,11 +24,11 @@ from rich.table import Table
 from rich.text import Text
 
 from shared.cli.checks import check_broker, check_secrets
-from shared.cli.rpc import cli_settings, fail, out_console, redact, user_config
+from shared.cli.rpc import cli_settings, fail, issuer_key, out_console, redact, user_config
 from shared.cli.service_choice import chosen_services
 from shared.cli.supervisor import StopRequested, Supervisor, service_config
 from shared.config import Settings
-from shared.processes import nameko_command, write_service_config
+from shared.processes import nameko_command, service_environment, write_service_config
 
 
 def _lock_data_dir(run_dir: Path):
@@ -64,6 +64,7 @@ def up(
     chosen = chosen_services([name.strip() for name in services.split(",") if name.strip()], "--services")
     settings = cli_settings(config)
     settings = dataclasses.replace(settings, data_dir=settings.data_dir.resolve())
+    issuer = issuer_key(settings)
     base_config = user_config(config)
     broker = check_broker(settings.amqp_uri)
     if broker.status == "fail":
@@ -72,7 +73,7 @@ def up(
     lock = _lock_data_dir(settings.data_dir / "run")
     stop = StopRequested()
     previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
-    supervisor = Supervisor(chosen, settings, base_config, stop, console.print, metrics_port)
+    supervisor = Supervisor(chosen, settings, base_config, issuer, stop, console.print, metrics_port)
     _describe_layout(console, supervisor, settings, base_config)
     try:
         supervisor.start_all()
@@ -119,8 +120,9 @@ def serve(
     """Run one service in the foreground (for containers and process managers)."""
     spec = chosen_services([name], "NAME")[name]
     settings = cli_settings(config)
+    issuer = None if settings.service_token else settings.token_private_key  # a configured token wins
     config_file = write_service_config(settings.data_dir / "run", name,
-                                       service_config(settings, user_config(config)))
+                                       service_config(settings, user_config(config), spec, issuer))
     command = nameko_command(spec.service_class, config_file)
     sys.stdout.flush()
-    os.execv(command[0], command)
+    os.execve(command[0], command, service_environment())

@@ -1,7 +1,8 @@
 """``crm up``'s supervisor: start the chosen services, wait until each answers, restart crashes.
 
 Each service runs as its own ``nameko run`` process (``shared.processes``)
-with a config generated from the settings. A service that exits is started
+with a config generated from the settings, holding the issuer's public key
+and the service's own token, never the issuer's private key. A service that exits is started
 again after a backoff, so one that cannot start does not spin, while one
 that crashed after a long, healthy run comes back at once.
 """
@@ -14,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
@@ -23,6 +25,8 @@ from shared.cli.rpc import out_console
 from shared.config import Settings
 from shared.discovery import ServiceSpec
 from shared.processes import ServiceProcess, stop_processes, write_service_config
+from shared.service_tokens import issue_service_token
+from shared.token_keys import PRIVATE_KEY_SETTING
 
 HEALTH_POLL_SECONDS = 0.25
 SUPERVISE_POLL_SECONDS = 0.5
@@ -31,6 +35,7 @@ FIRST_RESTART_SECONDS = 0.1  # a service that ran fine and died is back at once:
 CRASH_LOOP_SECONDS = 1.0  # one that dies this soon after each start waits longer each time, up to
 MAX_BACKOFF_SECONDS = 30.0
 STABLE_AFTER_SECONDS = 10.0
+PROBE_TOKEN_TTL_SECONDS = 600
 
 DEFAULT_LOGGING = {
     "version": 1,
@@ -42,10 +47,17 @@ DEFAULT_LOGGING = {
 }
 
 
-def service_config(settings: Settings, base: Mapping[str, Any]) -> dict[str, Any]:
-    """A nameko container config: the user's config file overlaid with the settings."""
-    config = {key: value for key, value in base.items() if value is not None}
+def service_config(settings: Settings, base: Mapping[str, Any], spec: ServiceSpec,
+                   issuer: Ed25519PrivateKey | None) -> dict[str, Any]:
+    """The nameko container config of ``spec``'s service: the user's config file overlaid with the settings.
+
+    The issuer's private key never goes in. The service's own token does:
+    issued with ``issuer`` when given, else the one the settings hold.
+    """
+    config = {key: value for key, value in base.items() if value is not None and key != PRIVATE_KEY_SETTING}
     config.update(settings.nameko_config())
+    if issuer is not None:
+        config["CRM_SERVICE_TOKEN"] = issue_service_token(issuer, spec)
     config.setdefault("LOGGING", DEFAULT_LOGGING)
     return config
 
@@ -106,21 +118,24 @@ class Supervisor:
     """The children of one ``crm up``, each with a config file under ``run/`` and a log under ``logs/``."""
 
     def __init__(self, services: Mapping[str, ServiceSpec], settings: Settings, base_config: Mapping[str, Any],
-                 stop: StopRequested, say: Callable[[Text | str], None], metrics_port: int | None = None):
+                 issuer: Ed25519PrivateKey, stop: StopRequested, say: Callable[[Text | str], None],
+                 metrics_port: int | None = None):
         self.settings = settings
+        self.issuer = issuer
         self.stop = stop
         self.say = say
         self.run_dir = settings.data_dir / "run"
         self.log_dir = settings.data_dir / "logs"
-        config = service_config(settings, base_config)
-        self.children = [SupervisedProcess(name, spec.service_class,
-                                           write_service_config(self.run_dir, name,
-                                                                with_metrics_port(config, metrics_port, index)),
-                                           self.log_dir / f"{name}.log")
-                         for index, (name, spec) in enumerate(services.items())]
+        self.children: list[SupervisedProcess] = []
+        for index, (name, spec) in enumerate(services.items()):
+            config = with_metrics_port(service_config(settings, base_config, spec, issuer), metrics_port, index)
+            self.children.append(SupervisedProcess(name, spec.service_class,
+                                                   write_service_config(self.run_dir, name, config),
+                                                   self.log_dir / f"{name}.log"))
 
     def _token(self) -> str:
-        return issue_token(self.settings.secret, "service", f"crm-up@{socket.gethostname()}", 600)
+        return issue_token(self.issuer, "service", f"crm-up@{socket.gethostname()}",
+                           [child.name for child in self.children], PROBE_TOKEN_TTL_SECONDS)
 
     def start_all(self) -> None:
         for child in self.children:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from shared.processes import ServiceProcess, stop_processes, write_service_config
+from shared.processes import ServiceProcess, service_environment, stop_processes, write_service_config
 from tests.support import wait_for
 
 IGNORES_SIGTERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); " \
@@ -60,3 +60,10 @@ def test_a_second_ctrl_c_while_waiting_still_kills_the_children(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         stop_processes([stubborn], grace=60, interrupted=ctrl_c)
     assert stubborn.exited() is not None
+
+
+def test_service_processes_never_inherit_the_token_issuers_private_key(monkeypatch):
+    monkeypatch.setenv("CRM_TOKEN_PRIVATE_KEY", "the issuer's")
+    monkeypatch.setenv("CRM_MASTER_KEY", "kept")
+    environment = service_environment()
+    assert "CRM_TOKEN_PRIVATE_KEY" not in environment and environment["CRM_MASTER_KEY"] == "kept"

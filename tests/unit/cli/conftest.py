@@ -9,7 +9,8 @@ from shared.cli import rpc
 from shared.cli.app import app
 from shared.discovery import installed_services
 
-CRM_KEYS = ("AMQP_URI", "CRM_DATA_DIR", "CRM_SECRET", "CRM_MASTER_KEY", "CRM_TOKEN", "CRM_EXTRA_SERVICES",
+CRM_KEYS = ("AMQP_URI", "CRM_DATA_DIR", "CRM_MASTER_KEY", "CRM_TOKEN_PUBLIC_KEY", "CRM_TOKEN_PRIVATE_KEY",
+            "CRM_SERVICE_TOKEN", "CRM_TOKEN", "CRM_EXTRA_SERVICES",
             *(f"CRM_{name.upper()}_DATABASE_URL" for name in installed_services()))
 
 

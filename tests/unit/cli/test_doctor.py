@@ -6,7 +6,7 @@ import json
 import os
 
 from shared.cli.checks import check_python, writable_dir_problem
-from tests.unit.cli import CLOSED_BROKER, MASTER_KEY, SECRET
+from tests.unit.cli import CLOSED_BROKER, MASTER_KEY, PRIVATE_KEY, PUBLIC_KEY
 
 
 def doctor_report(result) -> dict[str, dict[str, str]]:
@@ -55,9 +55,11 @@ def test_doctor_notes_generated_and_accepts_configured_secrets(invoke, tmp_path)
     assert generated["secrets"]["status"] == "note"
     assert "generated" in generated["secrets"]["detail"]
     assert not (tmp_path / "data" / "secrets.json").exists()  # the doctor only looks
-    configured = doctor_report(invoke("--json", "doctor", env={"AMQP_URI": CLOSED_BROKER, "CRM_SECRET": SECRET,
-                                                               "CRM_MASTER_KEY": MASTER_KEY}))
-    assert configured["secrets"]["status"] == "ok"
+    for token_key in ({"CRM_TOKEN_PUBLIC_KEY": PUBLIC_KEY}, {"CRM_TOKEN_PRIVATE_KEY": PRIVATE_KEY}):
+        configured = doctor_report(invoke("--json", "doctor", env={"AMQP_URI": CLOSED_BROKER,
+                                                                   "CRM_MASTER_KEY": MASTER_KEY, **token_key}))
+        assert configured["secrets"]["status"] == "ok"
+        assert configured["config"]["status"] == "ok"
 
 
 def test_doctor_reports_an_unreachable_database(invoke):

@@ -1,8 +1,14 @@
-"""``crm health``: what it makes of a service's answer."""
+"""``crm health``: what it makes of a service's answer, and the token it asks with."""
 
 from __future__ import annotations
 
+import jwt
+import pytest
+
+from shared.auth import TokenVerifier, issue_token
+from shared.cli import health
 from shared.cli.health import refused_upstreams, stalled_consumers
+from tests.unit.cli import ISSUER_KEY, MASTER_KEY, PRIVATE_KEY, PUBLIC_KEY
 
 
 def test_health_names_projections_that_refuse_a_replaced_upstream_log():
@@ -22,3 +28,38 @@ def test_health_names_consumers_retrying_an_event_they_may_not_park():
     assert stalled_consumers(answer) == ("data-keys.erasure retries customers CustomerErased at 7 "
                                          "(4 attempts: OperationalError: disk full)")
     assert stalled_consumers({"projections": {}, "reactions": {}}) == ""
+
+
+# -- the token crm health sends when given none ----------------------------------------------
+
+@pytest.fixture
+def sent_tokens(monkeypatch):
+    """The token each probe of ``crm health`` carried; every service answers."""
+    sent = []
+    monkeypatch.setattr(health, "probe_health",
+                        lambda _amqp, token, service, _timeout: sent.append((service, token)) or (True, {}))
+    return sent
+
+
+def test_health_signs_a_short_lived_service_token_for_the_services_it_asks(invoke, sent_tokens):
+    result = invoke("health", "customers", env={"CRM_TOKEN_PRIVATE_KEY": PRIVATE_KEY, "CRM_MASTER_KEY": MASTER_KEY})
+    assert result.exit_code == 0, result.output
+    [(service, token)] = sent_tokens
+    assert TokenVerifier([ISSUER_KEY.public_key()], service).verify(token).role == "service"
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["aud"] == ["customers"] and claims["exp"] - claims["iat"] == health.HEALTH_TOKEN_TTL_SECONDS
+
+
+def test_health_without_the_issuer_key_sends_the_containers_service_token(invoke, sent_tokens):
+    own = issue_token(ISSUER_KEY, "service", "customers", ["customers"])
+    result = invoke("health", "customers", env={"CRM_TOKEN_PUBLIC_KEY": PUBLIC_KEY, "CRM_MASTER_KEY": MASTER_KEY,
+                                                "CRM_SERVICE_TOKEN": own})
+    assert result.exit_code == 0, result.output
+    assert sent_tokens == [("customers", own)]
+
+
+def test_health_with_no_way_to_a_token_exits_2_naming_the_settings(invoke, sent_tokens):
+    result = invoke("health", env={"CRM_TOKEN_PUBLIC_KEY": PUBLIC_KEY, "CRM_MASTER_KEY": MASTER_KEY})
+    assert result.exit_code == 2
+    assert "CRM_TOKEN_PRIVATE_KEY" in result.stderr and "CRM_SERVICE_TOKEN" in result.stderr
+    assert sent_tokens == []

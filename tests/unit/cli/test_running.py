@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import stat
 
+import jwt
 import yaml
 
 from shared.cli import supervisor
 from shared.cli.supervisor import SupervisedProcess, service_config
 from shared.config import load_settings
+from shared.discovery import ServiceSpec, service_spec
 from shared.processes import write_service_config
-from tests.unit.cli import MASTER_KEY, SECRET
+from shared.service_tokens import issue_service_token, service_audience
+from tests.unit.cli import ISSUER_KEY, MASTER_KEY, PRIVATE_KEY, PUBLIC_KEY
 
 
 def test_unknown_service_for_up_exits_2_naming_the_option(invoke):
@@ -28,9 +32,12 @@ def test_malformed_extra_services_exit_2_naming_the_variable(invoke):
 def test_service_config_file_is_private_and_nameko_reads_it(tmp_path, monkeypatch):
     from nameko.cli.main import setup_yaml_parser
 
-    settings = load_settings({"CRM_DATA_DIR": str(tmp_path), "CRM_SECRET": SECRET, "CRM_MASTER_KEY": MASTER_KEY,
-                              "CRM_CUSTOMERS_DATABASE_URL": "postgresql://u@h/customers"}, environ={})
-    config = service_config(settings, {"max_workers": 4, "CRM_SECRET": None, "AMQP_URI": "amqp://other/"})
+    settings = load_settings({"CRM_DATA_DIR": str(tmp_path), "CRM_TOKEN_PRIVATE_KEY": PRIVATE_KEY,
+                              "CRM_MASTER_KEY": MASTER_KEY, "CRM_CUSTOMERS_DATABASE_URL": "postgresql://u@h/customers"},
+                             environ={}, issuer=True)
+    base = {"max_workers": 4, "CRM_MASTER_KEY": None, "AMQP_URI": "amqp://other/",
+            "CRM_TOKEN_PRIVATE_KEY": PRIVATE_KEY}
+    config = service_config(settings, base, service_spec("customers"), ISSUER_KEY)
     path = write_service_config(tmp_path / "run", "customers", config)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     setup_yaml_parser()
@@ -38,9 +45,27 @@ def test_service_config_file_is_private_and_nameko_reads_it(tmp_path, monkeypatc
     assert loaded["max_workers"] == 4
     assert loaded["AMQP_URI"] == settings.amqp_uri  # settings win over the file they came from
     assert loaded["CRM_CUSTOMERS_DATABASE_URL"] == "postgresql://u@h/customers"
-    assert load_settings(loaded, environ={}) == settings
+    assert "CRM_TOKEN_PRIVATE_KEY" not in loaded  # the service gets the public key only
+    service = load_settings(loaded, environ={})
+    assert service == dataclasses.replace(settings, service_token=loaded["CRM_SERVICE_TOKEN"])
+    assert service.token_private_key is None
     assert loaded["LOGGING"]["version"] == 1
     assert [entry.name for entry in (tmp_path / "run").iterdir()] == ["customers.yml"]
+
+
+def test_a_service_token_is_for_the_services_its_log_follows_and_itself():
+    complaints = jwt.decode(issue_service_token(ISSUER_KEY, service_spec("complaints")),
+                            options={"verify_signature": False})
+    assert (complaints["sub"], complaints["role"]) == ("complaints", "service")
+    assert complaints["aud"] == ["complaints", "customers"]
+    assert service_audience(service_spec("customers")) == ["customers"]
+    assert service_audience(ServiceSpec("probe", "shared.bench.noop_service:NoopService")) == ["probe"]
+
+
+def test_crm_serve_without_the_issuer_key_passes_on_the_configured_service_token(tmp_path):
+    settings = load_settings({"CRM_DATA_DIR": str(tmp_path), "CRM_TOKEN_PUBLIC_KEY": PUBLIC_KEY,
+                              "CRM_MASTER_KEY": MASTER_KEY, "CRM_SERVICE_TOKEN": "a.b.c"}, environ={}, issuer=True)
+    assert service_config(settings, {}, service_spec("customers"), None)["CRM_SERVICE_TOKEN"] == "a.b.c"
 
 
 def test_a_stable_child_restarts_at_once_and_a_crash_loop_backs_off(tmp_path, monkeypatch):
