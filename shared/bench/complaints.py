@@ -29,14 +29,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from shared.auth import issue_token
 from shared.bench.rpc_figures import (SETTLE_POLL_S, SETTLE_TIMEOUT_S, VISIBLE_TIMEOUT_S, WARM_CALLS,
-                                      Cluster, cluster_config, drive, percentile, registration, serving, wait_settled)
+                                      drive, new_cluster, percentile, registration, serving, wait_settled)
 from shared.bench.store_figures import BenchError, Phase
 from shared.bench.workload import QUICK, Sizes
 from shared.discovery import service_spec
 
-TOKEN_ROLE, TOKEN_ACTOR = "admin", "crm-bench"  # files, replies and reads: only admin may do all three
+TOKEN_ROLE = "admin"  # files, replies and reads: only admin may do all three
 THROUGHPUT_CUSTOMERS = 50
 DIRECTORY = "complaints.customers"  # the complaints service's projection of the customers' events
 
@@ -148,10 +147,9 @@ def complaints_figures(amqp_uri: str, workdir: Path | None = None, sizes: Sizes 
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="crm-bench-complaints-") as scratch:
             return complaints_figures(amqp_uri, Path(scratch), sizes, phase)
-    config, secret = cluster_config(amqp_uri, workdir / "data")
-    config["COMPLAINTS"] = {"sla_timer_seconds": 3600}  # the sweep is not what is measured
-    cluster = Cluster(config, issue_token(secret, TOKEN_ROLE, TOKEN_ACTOR, ttl_seconds=3600))
-    services = [(service_spec("customers"), config), (service_spec("complaints"), config)]
+    cluster = new_cluster(amqp_uri, workdir / "data", TOKEN_ROLE,
+                          COMPLAINTS={"sla_timer_seconds": 3600})  # the sweep is not what is measured
+    services = [(spec, cluster.config_for(spec)) for spec in (service_spec("customers"), service_spec("complaints"))]
     with serving(cluster, workdir, services, phase, "Complaints") as proxy:
         preparing = phase("Complaints: register customers", 1)
         numbers = itertools.count(1)

@@ -1,8 +1,8 @@
 """RPC figures: the customers service beside a no-op service, each in its own process.
 
 Both run under ``nameko run``, started as ``crm up`` starts its services
-(``shared.processes``), with a generated config (fresh data dir and
-secrets), and are driven by one ``ClusterRpcProxy`` keeping the same number
+(``shared.processes``), with a generated config (fresh data dir, secrets
+and token issuer), and are driven by one ``ClusterRpcProxy`` keeping the same number
 of calls in flight, so ``register_vs_noop`` is the share of the framework's
 own rate that ``register`` keeps once validation, encryption, the store,
 the relay and the projection are added.
@@ -22,14 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from shared.auth import issue_token
 from shared.bench.store_figures import BenchError, Phase
 from shared.bench.workload import Sizes
-from shared.discovery import ServiceSpec, service_spec
+from shared.discovery import ServiceSpec, installed_services, service_spec
 from shared.processes import ServiceProcess, stop_processes, write_service_config
+from shared.service_tokens import issue_service_token
+from shared.token_keys import PUBLIC_KEY_SETTING, public_keys_text
 
 NOOP = ServiceSpec("bench_noop", "shared.bench.noop_service:NoopService")
 READY_TIMEOUT_S = 60.0
@@ -41,7 +44,7 @@ SETTLE_TIMEOUT_S = 60.0
 SETTLE_POLL_S = 0.01
 WARM_CALLS = 50
 STOP_GRACE_S = 10.0
-TOKEN_ROLE, TOKEN_ACTOR = "service", "crm-bench"
+TOKEN_ACTOR, TOKEN_TTL_S = "crm-bench", 3600
 
 
 def check_alive(service: ServiceProcess) -> None:
@@ -53,19 +56,25 @@ def check_alive(service: ServiceProcess) -> None:
 
 @dataclass(frozen=True)
 class Cluster:
-    """What the bench needs to talk to the services it started."""
+    """The services the bench starts: their shared config, the bench's own token issuer, and its token."""
 
     config: dict[str, Any]
+    issuer: Ed25519PrivateKey
     token: str
 
+    def config_for(self, spec: ServiceSpec) -> dict[str, Any]:
+        """The config of ``spec``'s service: the shared one with the service's own token."""
+        return {**self.config, "CRM_SERVICE_TOKEN": issue_service_token(self.issuer, spec)}
 
-def cluster_config(amqp_uri: str, data_dir: Path) -> tuple[dict[str, Any], bytes]:
-    """A nameko config with a fresh data dir and fresh secrets; also the signing secret."""
-    secret = secrets.token_bytes(32)
+
+def new_cluster(amqp_uri: str, data_dir: Path, role: str, **extra_config: Any) -> Cluster:
+    """A fresh data dir, master key and token issuer; the bench calls as ``role``."""
+    issuer = Ed25519PrivateKey.generate()
     config = {"AMQP_URI": amqp_uri, "CRM_DATA_DIR": str(data_dir),
-              "CRM_SECRET": base64.b64encode(secret).decode(),
-              "CRM_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode()}
-    return config, secret
+              "CRM_MASTER_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+              PUBLIC_KEY_SETTING: public_keys_text((issuer.public_key(),)), **extra_config}
+    token = issue_token(issuer, role, TOKEN_ACTOR, list(installed_services()), ttl_seconds=TOKEN_TTL_S)
+    return Cluster(config, issuer, token)
 
 
 def start_service(spec: ServiceSpec, config: dict[str, Any], workdir: Path) -> ServiceProcess:
@@ -236,10 +245,10 @@ def serving(cluster: Cluster, workdir: Path, services: list[tuple[ServiceSpec, d
 
 def rpc_figures(amqp_uri: str, workdir: Path, sizes: Sizes, phase: Phase) -> dict[str, Any]:
     """Start both services, measure, and stop them whatever happens (Ctrl-C included)."""
-    config, secret = cluster_config(amqp_uri, workdir / "data")
-    cluster = Cluster(config, issue_token(secret, TOKEN_ROLE, TOKEN_ACTOR, ttl_seconds=3600))
-    with serving(cluster, workdir, [(service_spec("customers"), config), (NOOP, {"AMQP_URI": amqp_uri})], phase,
-                 "RPC") as proxy:
+    cluster = new_cluster(amqp_uri, workdir / "data", "service")
+    customers = service_spec("customers")
+    with serving(cluster, workdir, [(customers, cluster.config_for(customers)), (NOOP, {"AMQP_URI": amqp_uri})],
+                 phase, "RPC") as proxy:
         numbers = itertools.count(1)
         figures = throughput(proxy, sizes, numbers, phase("RPC: no-op vs register", 2 * sizes.rpc_rounds))
         figures.update(latency(proxy, sizes.latency_samples, numbers,
