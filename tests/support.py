@@ -19,13 +19,17 @@ import requests
 from nameko.containers import ServiceContainer
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from shared.auth import issue_token
 from shared.cli.checks import check_broker
 from shared.cli.rpc import redact
+from shared.discovery import installed_services
+from shared.token_keys import PUBLIC_KEY_SETTING, public_keys_text
 
 AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 MANAGEMENT_URL = os.environ.get("CRM_TEST_RABBIT_MANAGEMENT", "http://127.0.0.1:15672")
-SECRET = secrets.token_bytes(32)
+ISSUER_KEY = Ed25519PrivateKey.generate()  # the token issuer's key pair, one per test session
 MASTER_KEY = secrets.token_bytes(32)
 PROBE_TIMEOUT_SECONDS = 3.0
 
@@ -78,17 +82,19 @@ def private_vhost(name: str) -> Iterator[str]:
 
 
 def service_config(data_dir: Path, amqp_uri: str = AMQP_URI, **database_urls: str) -> dict[str, Any]:
-    """A nameko config with fresh secrets and one database URL per service."""
+    """A nameko config with the session's secrets, a service token and one database URL per service."""
     config = {"AMQP_URI": amqp_uri, "CRM_DATA_DIR": str(data_dir),
-              "CRM_SECRET": base64.b64encode(SECRET).decode(),
-              "CRM_MASTER_KEY": base64.b64encode(MASTER_KEY).decode()}
+              "CRM_MASTER_KEY": base64.b64encode(MASTER_KEY).decode(),
+              PUBLIC_KEY_SETTING: public_keys_text((ISSUER_KEY.public_key(),)),
+              "CRM_SERVICE_TOKEN": token("service", "test-services")}
     for service, url in database_urls.items():
         config[f"CRM_{service.upper()}_DATABASE_URL"] = url
     return config
 
 
 def token(role: str, actor: str = "tester", ttl_seconds: int = 3600) -> str:
-    return issue_token(SECRET, role, actor, ttl_seconds)
+    """A token of the session's issuer, good for every installed service."""
+    return issue_token(ISSUER_KEY, role, actor, list(installed_services()), ttl_seconds)
 
 
 @contextlib.contextmanager

@@ -24,12 +24,19 @@ import pytest
 from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from shared.auth import issue_token, verify_token
+import jwt
+import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from shared.auth import TokenVerifier, issue_token
+from shared.config import load_settings
 from shared.discovery import installed_services
+from shared.service_tokens import service_audience
+from shared.token_keys import public_keys
 from tests.support import private_vhost, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRET = base64.b64encode(b"integration-secret-of-32-bytes!!").decode()
+ISSUER_KEY = Ed25519PrivateKey.from_private_bytes(b"integration-issuer-key-32-bytes!")
 MASTER_KEY = base64.b64encode(b"integration-master-key-32-bytes!").decode()
 START_SECONDS = 90
 STOP_SECONDS = 60
@@ -51,7 +58,8 @@ PROBE_SERVICE = '''
         @rpc
         @allow(*ROLES)
         def health(self):
-            return {"service": "probe", "pid": os.getpid(), "log_position": 0}
+            return {"service": "probe", "pid": os.getpid(), "log_position": 0,
+                    "issuer_key_in_environment": "CRM_TOKEN_PRIVATE_KEY" in os.environ}
 
         @rpc
         @allow("admin")
@@ -162,17 +170,19 @@ def test_crm_up_starts_supervises_and_stops_a_service(tmp_path, broker_uri, crm_
     modules = tmp_path / "modules"
     modules.mkdir()
     (modules / "crm_probe_service.py").write_text(textwrap.dedent(PROBE_SERVICE))
-    env = crm_env(tmp_path, broker_uri, CRM_SECRET=SECRET, CRM_MASTER_KEY=MASTER_KEY,
+    env = crm_env(tmp_path, broker_uri, CRM_MASTER_KEY=MASTER_KEY,
+                  CRM_TOKEN_PRIVATE_KEY=base64.b64encode(ISSUER_KEY.private_bytes_raw()).decode(),
                   CRM_EXTRA_SERVICES="probe=crm_probe_service:ProbeService")
     log = tmp_path / "crm-up.log"
     with open(log, "wb") as output:
         crm_up = subprocess.Popen([*crm_command(), "up", "--services", "probe", "--timeout", str(START_SECONDS)],
                                   stdout=output, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
     crm_up_process.append((crm_up, []))
-    token = issue_token(base64.b64decode(SECRET), "admin", "integration-test")
+    token = issue_token(ISSUER_KEY, "admin", "integration-test", ["probe"])
 
     first = wait_until(lambda: health_of(broker_uri, token, "probe"), START_SECONDS, "health() answer", crm_up, log)
     assert children_of(crm_up.pid) == [first["pid"]]
+    assert first["issuer_key_in_environment"] is False  # crm up holds the issuer key; its services never do
     crm_up_process[-1][1].append(first["pid"])
     wait_until(lambda: "all services are up" in log.read_text(), 30, "ready message", crm_up, log)
 
@@ -223,10 +233,10 @@ def test_crm_up_runs_every_registered_service(tmp_path, broker_uri, crm_up_proce
                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert issued.returncode == 0, issued.stderr
     token = issued.stdout.strip()
-    secret = base64.b64decode(json.loads(secrets_file.read_text())["secret"])
-    assert verify_token(secret, token).role == "admin"
-
+    generated_public_keys = public_keys(json.loads(secrets_file.read_text())["token_public_key"])
     services = installed_services()
+    for name in services:
+        assert TokenVerifier(generated_public_keys, name).verify(token).role == "admin"
     for name in services:
         health = wait_until(lambda name=name: health_of(broker_uri, token, name), START_SECONDS, f"{name} health()",
                             crm_up, log)
@@ -237,6 +247,11 @@ def test_crm_up_runs_every_registered_service(tmp_path, broker_uri, crm_up_proce
     assert len(children) == len(services)
     for name in services:
         assert (tmp_path / "data" / f"{name}.db").exists()
+        service_file = yaml.safe_load((tmp_path / "data" / "run" / f"{name}.yml").read_text())
+        assert "CRM_TOKEN_PRIVATE_KEY" not in service_file  # the service's config holds nothing that signs
+        assert load_settings(service_file, environ={}).token_private_key is None
+        own = jwt.decode(service_file["CRM_SERVICE_TOKEN"], options={"verify_signature": False})
+        assert (own["sub"], own["role"], own["aud"]) == (name, "service", service_audience(services[name]))
         assert (tmp_path / "data" / "logs" / f"{name}.log").exists()
 
     assert stop_crm_up(crm_up, log) == 0

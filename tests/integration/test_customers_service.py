@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nameko.exceptions import RemoteError
 from nameko.rpc import rpc
 
 from services.customers.service import CustomersService
 from shared.auth import issue_token
-from tests.support import SECRET, rpc_as, running, service_config, wait_for
+from tests.support import ISSUER_KEY, rpc_as, running, service_config, wait_for
 
 ALICE = {"name": "张伟", "phone": "13812345678", "email": "zhangwei@example.com", "birthday": "1985-03-08",
          "tier": "general", "tags": ["vip", "beijing"], "consents": ["callbacks"]}
@@ -199,11 +200,12 @@ def test_bad_input_is_a_validation_error_naming_the_field_and_writes_nothing(cus
 
 def test_tokens_are_checked_on_every_method(customers):
     assert remote_error(customers, None, "health").exc_type == "Unauthenticated"
-    with rpc_as(customers, None, raw_token=issue_token(b"x" * 32, "admin", "mallory")) as proxy:
+    with rpc_as(customers, None, raw_token=issue_token(Ed25519PrivateKey.generate(), "admin", "mallory",
+                                                       ["customers"])) as proxy:
         with pytest.raises(RemoteError) as forged:
             proxy.customers.health()
     assert forged.value.exc_type == "Unauthenticated"
-    with rpc_as(customers, None, raw_token=issue_token(SECRET, "admin", "old", now=0)) as proxy:
+    with rpc_as(customers, None, raw_token=issue_token(ISSUER_KEY, "admin", "old", ["customers"], now=0)) as proxy:
         with pytest.raises(RemoteError) as expired:
             proxy.customers.health()
     assert "expired" in expired.value.value
