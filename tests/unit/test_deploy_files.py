@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.config import load_settings, read_config_file
 from shared.discovery import installed_services
@@ -179,10 +180,13 @@ def test_bind_mounts_exist_and_named_volumes_are_declared(compose):
                 assert source in compose["volumes"], f"undeclared volume {source}"
 
 
-def test_secrets_are_never_written_into_the_compose_file():
+def test_secrets_are_never_written_into_the_compose_file(compose):
     text = (ROOT / "docker-compose.yml").read_text()
-    for key in ("CRM_SECRET", "CRM_MASTER_KEY"):
+    for key in ("CRM_MASTER_KEY", "CRM_TOKEN_PUBLIC_KEY"):
         assert re.search(rf"{key}: \$\{{{key}:-\}}", text), f"{key} must come from the environment"
+    for name in SERVICES:
+        assert re.search(rf"CRM_SERVICE_TOKEN: \$\{{CRM_{name.upper()}_SERVICE_TOKEN:-\}}", text), name
+    assert "CRM_TOKEN_PRIVATE_KEY" not in yaml.safe_dump(compose)  # no service container gets the issuer's key
 
 
 # -- Dockerfile -----------------------------------------------------------------
@@ -275,32 +279,38 @@ def test_rabbitmq_conf_loads_the_definitions():
 # -- nameko config example ---------------------------------------------------------
 
 def test_example_config_loads_through_shared_config(monkeypatch, tmp_path):
-    for key in ("AMQP_URI", "CRM_SECRET", "CRM_MASTER_KEY", "CRM_MAX_WORKERS", "CRM_LOG_LEVEL",
-                *(f"CRM_{name.upper()}_DATABASE_URL" for name in SERVICES)):
+    for key in ("AMQP_URI", "CRM_MASTER_KEY", "CRM_TOKEN_PUBLIC_KEY", "CRM_TOKEN_PRIVATE_KEY", "CRM_SERVICE_TOKEN",
+                "CRM_MAX_WORKERS", "CRM_LOG_LEVEL", *(f"CRM_{name.upper()}_DATABASE_URL" for name in SERVICES)):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("CRM_DATA_DIR", str(tmp_path / "data"))
     config = read_config_file(DEPLOY / "config.yml")
-    for key in ("AMQP_URI", "CRM_DATA_DIR", "CRM_SECRET", "CRM_MASTER_KEY",
+    for key in ("AMQP_URI", "CRM_DATA_DIR", "CRM_MASTER_KEY", "CRM_TOKEN_PUBLIC_KEY", "CRM_SERVICE_TOKEN",
                 *(f"CRM_{name.upper()}_DATABASE_URL" for name in SERVICES)):
         assert key in config, key
+    assert "CRM_TOKEN_PRIVATE_KEY" not in config  # the example is a service's config
     settings = load_settings(config)
     assert settings.amqp_uri == "amqp://guest:guest@127.0.0.1:5672/"
     assert settings.data_dir == tmp_path / "data"
     assert settings.database_url("customers") == f"sqlite:///{tmp_path / 'data' / 'customers.db'}"
-    assert len(settings.secret) == 32 and (tmp_path / "data" / "secrets.json").exists()
+    assert len(settings.master_key) == 32 and (tmp_path / "data" / "secrets.json").exists()
+    assert settings.token_private_key is None and settings.service_token is None
     assert config["max_workers"] == 10 and config["LOGGING"]["root"]["level"] == "INFO"
 
 
 def test_example_config_takes_values_from_the_environment(monkeypatch, tmp_path):
-    secret = base64.b64encode(b"k" * 32).decode()
+    master_key = base64.b64encode(b"k" * 32).decode()
+    public_key = base64.b64encode(Ed25519PrivateKey.generate().public_key().public_bytes_raw()).decode()
     monkeypatch.setenv("AMQP_URI", "amqp://crm:crm@rabbit:5672/")
     monkeypatch.setenv("CRM_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("CRM_SECRET", secret)
-    monkeypatch.setenv("CRM_MASTER_KEY", secret)
+    monkeypatch.setenv("CRM_MASTER_KEY", master_key)
+    monkeypatch.setenv("CRM_TOKEN_PUBLIC_KEY", public_key)
+    monkeypatch.setenv("CRM_SERVICE_TOKEN", "header.claims.signature")
     monkeypatch.setenv("CRM_CUSTOMERS_DATABASE_URL", "postgresql://crm@db:5432/customers")
     settings = load_settings(read_config_file(DEPLOY / "config.yml"))
     assert settings.amqp_uri == "amqp://crm:crm@rabbit:5672/"
-    assert settings.secret == b"k" * 32
+    assert settings.master_key == b"k" * 32
+    assert settings.nameko_config()["CRM_TOKEN_PUBLIC_KEY"] == public_key
+    assert settings.service_token == "header.claims.signature"
     assert settings.database_url("customers") == "postgresql://crm@db:5432/customers"
     assert not (tmp_path / "secrets.json").exists()
 
@@ -323,8 +333,8 @@ def test_readme_commands_are_the_ones_ci_runs():
     assert re.search(r"^\s+pytest$", readme, re.MULTILINE)
     assert re.search(r"^pip install -e '\.\[dev\]'$", ci, re.MULTILINE)
     assert re.search(r"^pytest$", ci, re.MULTILINE)
-    for key in ("AMQP_URI", "CRM_DATA_DIR", "CRM_<SERVICE>_DATABASE_URL", "CRM_SECRET", "CRM_MASTER_KEY",
-                "CRM_TOKEN", "CRM_TEST_POSTGRES_URL"):
+    for key in ("AMQP_URI", "CRM_DATA_DIR", "CRM_<SERVICE>_DATABASE_URL", "CRM_MASTER_KEY", "CRM_TOKEN_PUBLIC_KEY",
+                "CRM_TOKEN_PRIVATE_KEY", "CRM_SERVICE_TOKEN", "CRM_TOKEN", "CRM_TEST_POSTGRES_URL"):
         assert f"| `{key}` |" in readme, key
 
 
