@@ -67,6 +67,7 @@ class EventLog(DependencyProvider):
         self._migrations = migrations
         self._upcasters = upcasters
         self._stop = threading.Event()
+        self.relay: Relay | None = None
         self._wakeup = threading.Event()
 
     def followed_services(self) -> set[str]:
@@ -105,8 +106,9 @@ class EventLog(DependencyProvider):
     def stop(self) -> None:
         self._stop.set()
         self._wakeup.set()
-        self.relay.wake()
-        self.relay.close()
+        if self.relay is not None:  # None when setup refused to start the service
+            self.relay.wake()
+            self.relay.close()
 
     def kill(self) -> None:
         self.stop()
