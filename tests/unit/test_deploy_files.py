@@ -145,7 +145,7 @@ def test_dependencies_wait_for_health_checks(compose):
         assert services[name]["healthcheck"]["test"][:3] == ["CMD", "crm", "health"]
 
 
-def test_each_service_has_its_own_database_and_reaches_the_broker(compose, definitions):
+def test_each_service_has_its_own_database_and_reaches_the_broker(compose, definitions, tmp_path):
     services = compose["services"]
     created = set(re.findall(r"CREATE DATABASE (\w+);", (DEPLOY / "postgres-init.sql").read_text()))
     postgres_env = services["postgres"]["environment"]
@@ -162,7 +162,9 @@ def test_each_service_has_its_own_database_and_reaches_the_broker(compose, defin
                                                           postgres_env["POSTGRES_PASSWORD"])
         databases.add(database.path.lstrip("/"))
         assert env["CRM_DATA_DIR"].startswith("/")
-        settings = load_settings({key: value for key, value in env.items() if value}, environ={})
+        # the container's data dir holds its generated secrets; here a temporary one stands in for it
+        loaded = {**{key: value for key, value in env.items() if value}, "CRM_DATA_DIR": str(tmp_path)}
+        settings = load_settings(loaded, environ={})
         assert settings.database_url(name) == env[f"CRM_{name.upper()}_DATABASE_URL"]
     assert len(databases) == len(SERVICES) and databases <= created
 
