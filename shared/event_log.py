@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from nameko.extensions import DependencyProvider
 
-from shared.auth import CONTEXT_KEY, Principal
+from shared.auth import Principal
 from shared.config import Settings, load_settings
 from contracts.envelope import Envelope as EnvelopeSchema
 from shared.crypto import KeyRing
@@ -30,6 +30,7 @@ from shared.migrations import upgrade
 from shared.consumer_runner import ConsumerRunner
 from shared.consumers import Consumer
 from shared.relay import Relay
+from shared.upstream_client import UpstreamClient
 from shared.validation import load
 
 log = logging.getLogger(__name__)
@@ -42,14 +43,10 @@ class UpstreamEvents:
     """Pulls a producer's events over RPC, as the service's own service token says: catch-up and gap filling."""
 
     def __init__(self, settings: Settings):
-        self._config = {"AMQP_URI": settings.amqp_uri}
-        self._token = settings.service_token
+        self.client = UpstreamClient(settings.amqp_uri, settings.service_token)
 
     def __call__(self, upstream: str, after_position: int, limit: int) -> list[dict[str, Any]]:
-        from nameko.standalone.rpc import ClusterRpcProxy
-
-        with ClusterRpcProxy(self._config, context_data={CONTEXT_KEY: self._token}, timeout=10) as proxy:
-            return getattr(proxy, upstream).events_since(after_position, limit)
+        return self.client.call(upstream, "events_since", after_position, limit)
 
 
 class EventLog(DependencyProvider):
@@ -67,7 +64,8 @@ class EventLog(DependencyProvider):
         self._migrations = migrations
         self._upcasters = upcasters
         self._stop = threading.Event()
-        self.relay: Relay | None = None
+        self.relay: Relay | None = None  # these two stay None when setup refuses to start the service
+        self.fetch_upstream: UpstreamEvents | None = None
         self._wakeup = threading.Event()
 
     def followed_services(self) -> set[str]:
@@ -106,9 +104,11 @@ class EventLog(DependencyProvider):
     def stop(self) -> None:
         self._stop.set()
         self._wakeup.set()
-        if self.relay is not None:  # None when setup refused to start the service
+        if self.relay is not None:
             self.relay.wake()
             self.relay.close()
+        if self.fetch_upstream is not None:
+            self.fetch_upstream.client.close()
 
     def kill(self) -> None:
         self.stop()

@@ -51,3 +51,9 @@ def outage(amqp_uri: str) -> Iterator[None]:
         yield
     finally:
         requests.delete(limit, auth=_AUTH, timeout=10)
+
+
+def queues(vhost: str) -> list[str]:
+    response = requests.get(f"{_API}/queues/{vhost}", auth=_AUTH, timeout=10)
+    response.raise_for_status()
+    return [queue["name"] for queue in response.json()]
