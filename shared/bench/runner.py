@@ -16,9 +16,11 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import unquote, urlsplit
 
 from shared.bench import peer_figures
 from shared.bench.complaints import complaints_figures
+from shared.bench.recovery import recovery_figures
 from shared.bench.report import assemble
 from shared.bench.rpc_figures import rpc_figures
 from shared.bench.scratch import DEFAULT_POSTGRES_URL, throwaway_postgres, throwaway_vhost
@@ -26,7 +28,7 @@ from shared.bench.store_figures import BenchError, Phase, postgres_store_figures
 from shared.bench.workload import DEFAULT, QUICK, Sizes
 from shared.config import DEFAULT_AMQP_URI
 
-PARTS = ("sqlite", "postgres", "rpc", "complaints")
+PARTS = ("sqlite", "postgres", "rpc", "complaints", "recovery")
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,17 @@ class _Run:
             directory = self.workdir / "complaints"
             directory.mkdir()
             self.measured.update(complaints_figures(amqp_uri, directory, self.options.chosen_sizes, self.phase))
+
+
+    def recovery(self) -> None:
+        with throwaway_vhost(self.options.amqp_uri) as (amqp_uri, shared_broker):
+            vhost = None if shared_broker else unquote(urlsplit(amqp_uri).path[1:])
+            if vhost is None:
+                self.notes.append("catch_up_after_broker_restart_s is null: the bench has no vhost of its own to "
+                                  "break without disturbing other clients")
+            directory = self.workdir / "recovery"
+            directory.mkdir()
+            self.measured.update(recovery_figures(amqp_uri, vhost, directory, self.phase))
 
 
 def run_bench(options: Options, phase: Phase = silent_phase) -> dict[str, Any]:

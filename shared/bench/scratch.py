@@ -61,8 +61,8 @@ def throwaway_vhost(amqp_uri: str) -> Iterator[tuple[str, str | None]]:
         return
     name = scratch_name()
     try:
-        _rabbitmqctl(ctl, "add_vhost", name)
-        _rabbitmqctl(ctl, "set_permissions", "-p", name, user, ".*", ".*", ".*")
+        rabbitmqctl(ctl, "add_vhost", name)
+        rabbitmqctl(ctl, "set_permissions", "-p", name, user, ".*", ".*", ".*")
     except (OSError, subprocess.SubprocessError) as error:
         problem = f"could not create a RabbitMQ vhost ({error}): ran on the URI's vhost, shared with other clients"
     else:
@@ -77,10 +77,11 @@ def throwaway_vhost(amqp_uri: str) -> Iterator[tuple[str, str | None]]:
         _delete_vhost(ctl, name)
 
 
-def _rabbitmqctl(ctl: str, *args: str) -> None:
+def rabbitmqctl(ctl: str, *args: str) -> None:
+    """Run ``rabbitmqctl`` quietly; a failure raises."""
     subprocess.run([ctl, "-q", *args], check=True, capture_output=True, timeout=RABBITMQCTL_TIMEOUT)
 
 
 def _delete_vhost(ctl: str, name: str) -> None:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        _rabbitmqctl(ctl, "delete_vhost", name)
+        rabbitmqctl(ctl, "delete_vhost", name)

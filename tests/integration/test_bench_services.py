@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
 from shared.bench.complaints import complaints_figures
+from shared.bench.recovery import recovery_figures
 from shared.bench.rpc_figures import rpc_figures
 from shared.bench.workload import QUICK
 from tests.support import RecordedPhases, private_vhost
@@ -44,4 +46,14 @@ def test_complaints_part_measures_commands_and_latency_across_services(bench_amq
     assert 0 < figures["complaint_file_to_visible_ms_p50"] <= figures["complaint_file_to_visible_ms_p99"]
     assert 0 < figures["customer_to_complaints_ms_p50"] <= figures["customer_to_complaints_ms_p99"]
     assert figures["complaint_file_to_visible_samples"] == TINY.latency_samples
+    assert dict(phases.done) == phases.totals
+
+
+def test_recovery_part_times_the_catch_up_after_a_consumer_restart_and_a_broker_outage(bench_amqp_uri, tmp_path):
+    phases = RecordedPhases()
+    vhost = unquote(urlsplit(bench_amqp_uri).path[1:])
+    figures = recovery_figures(bench_amqp_uri, vhost, tmp_path, phases)
+
+    assert figures["catch_up_after_consumer_restart_s"] > 0
+    assert figures["catch_up_after_broker_restart_s"] > 0
     assert dict(phases.done) == phases.totals
