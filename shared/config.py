@@ -2,12 +2,12 @@
 
 The same flat keys serve everywhere (``AMQP_URI``, ``CRM_DATA_DIR``,
 ``CRM_<SERVICE>_DATABASE_URL``, ``CRM_MASTER_KEY``, ``CRM_TOKEN_PUBLIC_KEY``,
-``CRM_SERVICE_TOKEN``): a value in the nameko config wins over the
-environment, which wins over defaults. Secrets missing from both are
-generated once into the data dir, so a developer never needs to invent one
-and none is ever committed. The token issuer's private key
-(``CRM_TOKEN_PRIVATE_KEY``) is read only by the issuer, the ``crm``
-command; a service refuses to start with it.
+``CRM_SERVICE_TOKEN``, and the event signing keys of ``shared.signing_keys``):
+a value in the nameko config wins over the environment, which wins over
+defaults. Secrets missing from both are generated once into the data dir, so
+a developer never needs to invent one and none is ever committed. The token
+issuer's private key (``CRM_TOKEN_PRIVATE_KEY``) is read only by the issuer,
+the ``crm`` command; a service refuses to start with it.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from marshmallow import Schema, ValidationError as SchemaError, fields, validate
 
 from shared.discovery import installed_services
 from shared.errors import ValidationError
+from shared.signing_keys import SigningKeys, load_signing_keys
 from shared.token_keys import (PRIVATE_KEY_SETTING, PUBLIC_KEY_SETTING, new_key_pair, private_key, public_keys,
                                public_keys_text)
 
@@ -56,6 +57,7 @@ class Settings:
     master_key: bytes
     database_urls: Mapping[str, str]
     token_public_keys: tuple[Ed25519PublicKey, ...]
+    signing: SigningKeys  # event signing keys (shared/signing_keys.py)
     token_private_key: Ed25519PrivateKey | None = field(default=None, compare=False, repr=False)
     service_token: str | None = field(default=None, repr=False)
 
@@ -137,6 +139,7 @@ def load_settings(config: Mapping[str, Any] | None = None,
         master_key=_key_bytes(valid["CRM_MASTER_KEY"] or dev_secrets()["master_key"], "CRM_MASTER_KEY", 32),
         database_urls=valid["CRM_DATABASE_URLS"],
         token_public_keys=public,
+        signing=load_signing_keys(config, environ, data_dir),
         token_private_key=private,
         service_token=valid["CRM_SERVICE_TOKEN"],
     )
