@@ -15,6 +15,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 HASH = validate.Regexp(r"^[0-9a-f]{64}$", error="must be 64 hex digits")
+SIGNATURE = validate.Regexp(r"^[A-Za-z0-9+/]{86}==$", error="must be 64 bytes, base64")
 SERVICE_NAME = r"^[a-z][a-z0-9_]{0,31}$"
 SERVICE_NAME_RULE = "a lower-case letter, then up to 31 lower-case letters, digits or _"
 
@@ -41,3 +42,4 @@ class Envelope(Schema):
     data = fields.Dict(required=True)
     prev_hash = fields.String(required=True, validate=HASH)
     hash = fields.String(required=True, validate=HASH)
+    signature = fields.String(required=True, validate=SIGNATURE)  # the producer's Ed25519 signature of hash

@@ -81,7 +81,9 @@ class EventLog(DependencyProvider):
                 f"{service} pulls events from {', '.join(upstreams)}: give it a service token "
                 f"(crm token --role service --actor {service} "
                 f"{' '.join(f'--audience {name}' for name in [service, *upstreams])})"]})
-        self.store = EventStore.open(self.settings.database_url(service), service, self._upcasters)
+        self.service_keys = self.settings.signing.service_keys()
+        self.store = EventStore.open(self.settings.database_url(service), self.settings.signing.signer(service),
+                                     self._upcasters, self.service_keys)
         if self._migrations is not None:
             upgrade(self.store.engine, self._migrations, f"alembic_version_{service}")
         self.keys = KeyRing(self.store.engine, self.settings.master_key)

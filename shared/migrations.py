@@ -14,14 +14,14 @@ from alembic.config import Config
 from sqlalchemy.engine import Engine
 
 
-def upgrade(engine: Engine, script_location: Path, version_table: str) -> None:
-    """Bring the schema of ``script_location`` to head, holding one connection."""
+def upgrade(engine: Engine, script_location: Path, version_table: str, revision: str = "head") -> None:
+    """Bring the schema of ``script_location`` to ``revision`` (head), holding one connection."""
     config = Config()
     config.set_main_option("script_location", str(script_location))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         config.attributes["version_table"] = version_table
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
 
 def run_env() -> None:

@@ -25,6 +25,8 @@ from shared.auth import issue_token
 from shared.cli.checks import check_broker
 from shared.cli.rpc import redact
 from shared.discovery import installed_services
+from shared.signing import EventSigner, new_private_key_text, private_key_from_text, public_key_text
+from shared.signing_keys import SERVICE_KEYS, signing_key_setting
 from shared.token_keys import PUBLIC_KEY_SETTING, public_keys_text
 
 AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
@@ -32,6 +34,7 @@ MANAGEMENT_URL = os.environ.get("CRM_TEST_RABBIT_MANAGEMENT", "http://127.0.0.1:
 ISSUER_KEY = Ed25519PrivateKey.generate()  # the token issuer's key pair, one per test session
 MASTER_KEY = secrets.token_bytes(32)
 PROBE_TIMEOUT_SECONDS = 3.0
+SIGNING_KEYS: dict[str, str] = {}  # service -> its private key for this test session, made on first use
 
 
 def broker_problem(amqp_uri: str = AMQP_URI) -> str | None:
@@ -82,14 +85,34 @@ def private_vhost(name: str) -> Iterator[str]:
 
 
 def service_config(data_dir: Path, amqp_uri: str = AMQP_URI, **database_urls: str) -> dict[str, Any]:
-    """A nameko config with the session's secrets, a service token and one database URL per service."""
+    """A nameko config with the session's secrets, a service token, one database URL per service, and signing keys.
+
+    The installed services and those given a database each get their own
+    private key and everyone's public keys, so services started with this
+    config check each other's events as in production.
+    """
     config = {"AMQP_URI": amqp_uri, "CRM_DATA_DIR": str(data_dir),
               "CRM_MASTER_KEY": base64.b64encode(MASTER_KEY).decode(),
               PUBLIC_KEY_SETTING: public_keys_text((ISSUER_KEY.public_key(),)),
               "CRM_SERVICE_TOKEN": token("service", "test-services")}
     for service, url in database_urls.items():
         config[f"CRM_{service.upper()}_DATABASE_URL"] = url
+    services = sorted({*installed_services(), *database_urls})
+    config[SERVICE_KEYS] = {service: public_key_text(signer(service).public_key) for service in services}
+    config.update({signing_key_setting(service): signing_key(service) for service in services})
     return config
+
+
+def signing_key(service: str) -> str:
+    """``service``'s private key in this test session (base64)."""
+    if service not in SIGNING_KEYS:
+        SIGNING_KEYS[service] = new_private_key_text()
+    return SIGNING_KEYS[service]
+
+
+def signer(service: str) -> EventSigner:
+    """What ``service`` signs its events with in this session: a store of a test signs as that service."""
+    return EventSigner(service, private_key_from_text(signing_key(service)))
 
 
 def token(role: str, actor: str = "tester", ttl_seconds: int = 3600) -> str:

@@ -1,7 +1,8 @@
 """Figures of our own event store: append, replay and verify rates.
 
 Appends go through ``EventStore.append`` exactly as a command does: one new
-stream per command, one event, one transaction, the hash chain computed.
+stream per command, one event, one transaction, the hash chain computed and
+each event signed.
 Replay and verify read the whole SQLite log the appends left behind, grown
 with large batches to at least ``Sizes.log_events`` events first.
 
@@ -20,6 +21,7 @@ from sqlalchemy import event
 from shared.bench.workload import EVENT_TYPE, SERVICE, Sizes, registrations
 from shared.eventstore.envelope import CommandContext, NewEvent, new_id
 from shared.eventstore.store import EventStore
+from shared.signing import EventSigner
 
 Tick = Callable[[int], None]
 Phase = Callable[[str, int], Tick]  # (description, total steps) -> advance by n
@@ -44,7 +46,7 @@ class OwnStore:
     """Our ``EventStore``: a new ``customer-<id>`` stream per command."""
 
     def __init__(self, url: str, sqlite_synchronous: str | None = None):
-        self.store = EventStore.open(url, SERVICE)
+        self.store = EventStore.open(url, EventSigner.generate(SERVICE))
         if sqlite_synchronous is not None:
             _force_sqlite_synchronous(self.store, sqlite_synchronous)
 

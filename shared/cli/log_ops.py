@@ -25,9 +25,11 @@ def rebuild(service: str = typer.Argument(..., help="Service whose projections t
         fail("a rebuilt projection differs from the live one and was not repaired")
 
 
-def verify(service: str, from_position: int = typer.Option(1, min=1)) -> None:
-    """Check the service's hash chain; exit 1 at the first bad position."""
-    report = rpc_call(service, "verify_log", from_position)
+def verify(service: str, from_position: int = typer.Option(1, min=1),
+           every_signature: bool = typer.Option(False, "--every-signature",
+                                                help="check every event's signature, not a sample (slower)")) -> None:
+    """Check the service's hash chain and signatures; exit 1 at the first bad position."""
+    report = rpc_call(service, "verify_log", from_position, every_signature=every_signature)
     emit(report)
     if not report["ok"]:
         raise typer.Exit(1)

@@ -52,12 +52,14 @@ def service_config(settings: Settings, base: Mapping[str, Any], spec: ServiceSpe
     """The nameko container config of ``spec``'s service: the user's config file overlaid with the settings.
 
     The issuer's private key never goes in. The service's own token does:
-    issued with ``issuer`` when given, else the one the settings hold.
+    issued with ``issuer`` when given, else the one the settings hold. So do
+    its own event signing key and every service's public keys.
     """
     config = {key: value for key, value in base.items() if value is not None and key != PRIVATE_KEY_SETTING}
     config.update(settings.nameko_config())
     if issuer is not None:
         config["CRM_SERVICE_TOKEN"] = issue_service_token(issuer, spec)
+    config.update(settings.signing.nameko_config(spec.name))
     config.setdefault("LOGGING", DEFAULT_LOGGING)
     return config
 

@@ -10,7 +10,8 @@ Both backends give the same guarantees (docs/architecture.md, "The event log"):
 * the stream must be exactly at ``expected_version`` (not behind it, which
   the unique ``(stream_id, stream_version)`` key refuses, nor ahead of it,
   which would leave a gap in the stream);
-* each event carries the hash of the one before it.
+* each event carries the hash of the one before it, and its own hash
+  signed by the appending service (``Command.seal``).
 
 How they get there differs, because what is cheap differs. SQLite is in
 the process: taking its write lock first (``BEGIN IMMEDIATE``) and then
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -39,6 +40,9 @@ from shared.errors import Conflict
 from shared.eventstore.engine import own_connection, paramstyle, translated, translated_errors
 from shared.eventstore.envelope import (CommandContext, Envelope, NewEvent, actor_json, envelope_from_row,
                                         hash_input, new_id, utc_now_iso)
+
+if TYPE_CHECKING:
+    from shared.signing import EventSigner
 
 MAX_APPEND_ATTEMPTS = 100
 
@@ -84,9 +88,9 @@ class CommandRecord:
 
 @dataclass(slots=True)
 class Command:
-    """One command's append, as ``EventStore`` hands it to a writer."""
+    """One command's append, as ``EventStore`` hands it to a writer; ``signer`` is the appending service."""
 
-    service: str
+    signer: "EventSigner"
     stream_id: str
     events: Sequence[NewEvent]
     expected_version: int | None
@@ -99,8 +103,9 @@ class Command:
             raise stale_version(self.stream_id, self.expected_version, current)
 
     def seal(self, version: int, head: tuple[int, str]) -> "Sealed":
-        """Place the events after ``version`` in the stream and ``head`` in the log, and chain them."""
+        """Place the events after ``version`` in the stream and ``head`` in the log, chain and sign them."""
         position, prev_hash = head
+        service, sign = self.signer.service, self.signer.sign
         recorded_at = utc_now_iso()
         context = self.context
         actor_text = actor_json(context.actor_id, context.role)
@@ -112,11 +117,11 @@ class Command:
             occurred_at = event.occurred_at or recorded_at
             event_hash = hashlib.sha256(hash_input(
                 actor_text, causation_id, correlation_id, data_json, event_id, occurred_at, position, prev_hash,
-                recorded_at, event.schema_version, self.service, self.stream_id, version, event.type,
+                recorded_at, event.schema_version, service, self.stream_id, version, event.type,
             ).encode()).hexdigest()
-            row = (event_id, event.type, event.schema_version, self.service, self.stream_id, version, position,
+            row = (event_id, event.type, event.schema_version, service, self.stream_id, version, position,
                    occurred_at, recorded_at, actor_text, correlation_id, causation_id, data_json, prev_hash,
-                   event_hash)
+                   event_hash, sign(event_hash))
             rows.append(row)
             envelopes.append(envelope_from_row(row, event.schema_version, context.actor, event.data))
             prev_hash = event_hash

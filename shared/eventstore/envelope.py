@@ -1,7 +1,12 @@
-"""The event envelope (docs/architecture.md) and the exact bytes its hash covers."""
+"""The event envelope (docs/architecture.md) and the exact bytes its hash covers.
+
+The hash covers every field but itself and ``signature``: the signature is
+made over the hash, so it cannot be inside it.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -99,6 +104,7 @@ class Envelope:
     data: dict[str, Any]
     prev_hash: str
     hash: str
+    signature: str | None = None  # the producer's, over ``hash``; not covered by it (shared/signing.py)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,7 +141,7 @@ def _text(value: str | None) -> str:
 def hash_input(actor_json: str, causation_id: str | None, correlation_id: str, data_json: str,
                event_id: str, occurred_at: str, position: int, prev_hash: str, recorded_at: str,
                schema_version: int, service: str, stream_id: str, stream_version: int, type: str) -> str:
-    """Canonical JSON of the envelope without ``hash``, built from stored text.
+    """Canonical JSON of the envelope without ``hash`` and ``signature``, built from stored text.
 
     Equal to ``canonical_json(envelope_without_hash)`` because ``actor`` and
     ``data`` are stored canonically; building it by concatenation lets
@@ -151,3 +157,17 @@ def hash_input(actor_json: str, causation_id: str | None, correlation_id: str, d
         f'"schema_version":{schema_version},"service":{_quote(service)},'
         f'"stream_id":{_quote(stream_id)},"stream_version":{stream_version},"type":{_quote(type)}}}'
     )
+
+
+def content_hash(envelope: Envelope) -> str:
+    """The hash an envelope's content gives, recomputed from its fields (how a receiver checks ``hash``).
+
+    ``actor`` and ``data`` arrive parsed; their canonical JSON is the text the
+    producer stored and hashed.
+    """
+    return hashlib.sha256(hash_input(
+        canonical_json(envelope.actor), envelope.causation_id, envelope.correlation_id,
+        canonical_json(envelope.data), envelope.event_id, envelope.occurred_at, envelope.position,
+        envelope.prev_hash, envelope.recorded_at, envelope.schema_version, envelope.service, envelope.stream_id,
+        envelope.stream_version, envelope.type,
+    ).encode()).hexdigest()

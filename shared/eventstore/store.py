@@ -36,6 +36,7 @@ from shared.eventstore.envelope import (CommandContext, Envelope, NewEvent, enve
                                         parse_json, utc_now_iso)
 from shared.eventstore.tables import command_results, events
 from shared.eventstore.upcasting import Upcasters
+from shared.signing import EventSigner, ServiceKeys
 
 __all__ = ["Appended", "CommandRecord", "CommandRepeated", "EventStore", "MAX_APPEND_ATTEMPTS", "READ_PAGE",
            "RecordedCommand", "VerifyReport"]
@@ -43,14 +44,17 @@ __all__ = ["Appended", "CommandRecord", "CommandRepeated", "EventStore", "MAX_AP
 log = logging.getLogger(__name__)
 
 READ_PAGE = 2000
+SIGNATURE_SAMPLE = 1000  # verify checks the signature of every this-many-th event, and of the last
 _ENVELOPES = f"SELECT {', '.join(ENVELOPE_COLUMNS)} FROM events"
 _POSITION_IN_ENVELOPE = ENVELOPE_COLUMNS.index("position")
 _TYPE, _SCHEMA_VERSION, _ACTOR, _DATA = (ENVELOPE_COLUMNS.index(name)
                                          for name in ("type", "schema_version", "actor", "data"))
-# The stored hash, then the hashed columns in canonical JSON's (sorted) key
-# order, which is the order of hash_input's parameters.
-_CHAIN_COLUMNS = ("hash", *sorted(column for column in ENVELOPE_COLUMNS if column != "hash"))
+# The stored hash and signature, then the hashed columns in canonical JSON's
+# (sorted) key order, which is the order of hash_input's parameters.
+_UNHASHED = ("hash", "signature")
+_CHAIN_COLUMNS = (*_UNHASHED, *sorted(column for column in ENVELOPE_COLUMNS if column not in _UNHASHED))
 _CHAIN = f"SELECT {', '.join(_CHAIN_COLUMNS)} FROM events"
+_HASHED_IN_CHAIN = len(_UNHASHED)
 _POSITION_IN_CHAIN, _PREV_HASH_IN_CHAIN = _CHAIN_COLUMNS.index("position"), _CHAIN_COLUMNS.index("prev_hash")
 
 
@@ -77,13 +81,20 @@ class RecordedCommand:
 class EventStore:
     """One service's log: appends serialised in this process, reads from any thread.
 
-    ``open`` makes the engine (schema migrated) and ``close`` disposes of it;
-    a store built on an existing engine leaves the engine to its owner.
+    ``signer`` is the service that owns the log: it signs every event
+    appended. ``service_keys`` are the public keys ``verify`` accepts for the
+    service (its current and earlier keys while one is rotated); by default,
+    the signer's own. ``open`` makes the engine (schema migrated) and
+    ``close`` disposes of it; a store built on an existing engine leaves the
+    engine to its owner.
     """
 
-    def __init__(self, engine: Engine, service: str, upcasters: Upcasters | None = None):
+    def __init__(self, engine: Engine, signer: EventSigner, upcasters: Upcasters | None = None,
+                 service_keys: ServiceKeys | None = None):
         self.engine = engine
-        self.service = service
+        self.service = signer.service
+        self.signer = signer
+        self.service_keys = service_keys if service_keys is not None else ServiceKeys.of(signer)
         self.upcasters = upcasters if upcasters is not None else Upcasters()  # the caller may add steps later
         self._writer = writer_for(engine)
         self._write_lock = threading.Lock()
@@ -93,8 +104,9 @@ class EventStore:
         _release_writer_on_dispose(engine, self)
 
     @classmethod
-    def open(cls, url: str, service: str, upcasters: Upcasters | None = None) -> "EventStore":
-        store = cls(create_store_engine(url), service, upcasters)
+    def open(cls, url: str, signer: EventSigner, upcasters: Upcasters | None = None,
+             service_keys: ServiceKeys | None = None) -> "EventStore":
+        store = cls(create_store_engine(url), signer, upcasters, service_keys)
         store._owns_engine = True
         return store
 
@@ -127,7 +139,7 @@ class EventStore:
         """
         if not new_events:
             raise ValueError("a command must append at least one event")
-        command = Command(self.service, stream_id, new_events, expected_version, context, record)
+        command = Command(self.signer, stream_id, new_events, expected_version, context, record)
         with self._write_lock:
             sealed = self._writer.append(command)
         self._notify(sealed.appended.envelopes)
@@ -190,12 +202,21 @@ class EventStore:
         rows = self._fetch(SELECT_HEAD, ())
         return rows[0][0] if rows else 0
 
-    def verify(self, from_position: int = 1, to_position: int | None = None) -> VerifyReport:
-        """Recompute the hash chain; report the first position that breaks it and why.
+    def verify(self, from_position: int = 1, to_position: int | None = None, *,
+               every_signature: bool = False) -> VerifyReport:
+        """Recompute the hash chain and check signatures; report the first bad position and why.
 
         Catches an edited, deleted or reordered event anywhere before the
-        head. An event removed from the very end leaves a shorter chain that
-        is valid; signed checkpoints (the audit service) catch that.
+        head, and a chain recomputed by someone without the service's key.
+        Every hash is recomputed; signatures are checked on every
+        ``SIGNATURE_SAMPLE``-th event and on the last one (on all with
+        ``every_signature``). A good signature vouches, through the chain,
+        for every event before it; when one is bad (or the chain breaks), the
+        events since the last good one are checked one by one, so the first
+        bad signature is named exactly. A signature damaged on an event whose
+        content is intact is found only with ``every_signature``. An event
+        removed from the very end leaves a shorter chain that is valid;
+        signed checkpoints (the audit service) catch that.
         """
         from_position = max(from_position, 1)
         expected_prev = GENESIS_HASH
@@ -206,24 +227,44 @@ class EventStore:
             expected_prev = rows[0][0]
         expected_position, checked = from_position, 0
         sha256 = hashlib.sha256
+        signed_by, service = self.service_keys.signed_by, self.service
+        sample = 1 if every_signature else SIGNATURE_SAMPLE
+        unvouched: list[tuple] = []  # rows since the last good signature, oldest first
         for rows in self._pages(self._sql.chain_after, self._sql.chain_between, _POSITION_IN_CHAIN,
                                 from_position - 1, to_position):
             for row in rows:
                 position = row[_POSITION_IN_CHAIN]
                 if position != expected_position:
-                    return VerifyReport(False, checked, expected_position,
-                                        f"position {expected_position} is missing (next is {position})")
-                if row[_PREV_HASH_IN_CHAIN] != expected_prev:
-                    return VerifyReport(False, checked, expected_position,
-                                        "prev_hash does not match the hash of the previous event")
-                stored_hash = row[0]
-                if sha256(hash_input(*row[1:]).encode()).hexdigest() != stored_hash:
-                    return VerifyReport(False, checked, expected_position,
-                                        "hash does not match the event's content")
-                expected_prev = stored_hash
+                    broken = f"position {expected_position} is missing (next is {position})"
+                elif row[_PREV_HASH_IN_CHAIN] != expected_prev:
+                    broken = "prev_hash does not match the hash of the previous event"
+                elif sha256(hash_input(*row[_HASHED_IN_CHAIN:]).encode()).hexdigest() != row[0]:
+                    broken = "hash does not match the event's content"
+                else:
+                    broken = None
+                if broken is not None:
+                    return (self._first_bad_signature(unvouched, from_position)
+                            or VerifyReport(False, checked, expected_position, broken))
+                unvouched.append(row)
+                if len(unvouched) == sample:
+                    if not signed_by(service, row[0], row[1]):
+                        return self._first_bad_signature(unvouched, from_position)
+                    unvouched = []
+                expected_prev = row[0]
                 expected_position += 1
                 checked += 1
+        if unvouched and not signed_by(service, unvouched[-1][0], unvouched[-1][1]):
+            return self._first_bad_signature(unvouched, from_position)
         return VerifyReport(True, checked)
+
+    def _first_bad_signature(self, rows: list[tuple], from_position: int) -> VerifyReport | None:
+        """The report for the first of ``rows`` (chain rows) whose signature does not verify, if any."""
+        for row in rows:
+            if not self.service_keys.signed_by(self.service, row[0], row[1]):
+                position = row[_POSITION_IN_CHAIN]
+                return VerifyReport(False, position - from_position, position,
+                                    "no signature" if row[1] is None else "bad signature")
+        return None
 
     # -- rows to envelopes ---------------------------------------------------
 

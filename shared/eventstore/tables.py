@@ -31,6 +31,7 @@ events = Table(
     Column("data", Text, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    Column("signature", String(88)),  # base64 Ed25519 over ``hash``; NULL on events logged before signing
     UniqueConstraint("stream_id", "stream_version", name="uq_events_stream_version"),
 )
 

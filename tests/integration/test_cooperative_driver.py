@@ -23,7 +23,7 @@ from sqlalchemy import text
 from shared.eventstore.engine import create_store_engine
 from shared.eventstore.envelope import CommandContext, NewEvent
 from shared.eventstore.store import EventStore
-from tests.support import wait_for
+from tests.support import signer, wait_for
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def test_two_queries_wait_at_the_same_time(engine):
 
 
 def test_the_store_appends_while_another_greenthread_waits_on_the_database(postgres_url):
-    store = EventStore.open(postgres_url, "customers")
+    store = EventStore.open(postgres_url, signer("customers"))
     try:
         store.append("warm-up", [NewEvent("CustomerRegistered", {})], 0, CommandContext("agent-1", "agent"))
         query = eventlet.spawn(sleep_in_database, store.engine, 1.0)

@@ -24,18 +24,21 @@ from collections import defaultdict
 from typing import Iterator
 
 import pytest
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import create_engine, delete, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 import shared.eventstore.store as store_module
 from shared.canonical import GENESIS_HASH, canonical_json, sha256_hex
 from shared.errors import Conflict
-from shared.eventstore.envelope import CommandContext, Envelope, NewEvent
+from shared.eventstore.engine import STORE_MIGRATIONS
+from shared.eventstore.envelope import CommandContext, Envelope, NewEvent, hash_input
 from shared.eventstore.store import Appended, CommandRecord, CommandRepeated, EventStore, RecordedCommand
 from shared.eventstore.tables import events
 from shared.eventstore.upcasting import Upcasters
-from tests.support import wait_for
+from shared.migrations import upgrade
+from shared.signing import EventSigner, private_key_from_text
+from tests.support import signer, signing_key, wait_for
 
 SERVICE = "customers"
 CONTEXT = CommandContext("agent-7", "agent", correlation_id="request-1", causation_id="call-1")
@@ -56,8 +59,9 @@ def registered(name: str = "张伟", **extra) -> NewEvent:
 
 
 def expected_hash(envelope: Envelope) -> str:
-    """What the hash is (docs/architecture.md): SHA-256 of the canonical JSON of the envelope without ``hash``."""
-    return sha256_hex(canonical_json({k: v for k, v in envelope.to_dict().items() if k != "hash"}))
+    """What the hash is (docs/architecture.md): SHA-256 of the canonical JSON of the envelope without ``hash``
+    and ``signature``."""
+    return sha256_hex(canonical_json({k: v for k, v in envelope.to_dict().items() if k not in ("hash", "signature")}))
 
 
 # -- concurrent writers (module level: spawned processes import them by name) ------------
@@ -76,13 +80,13 @@ def append_commands(store: EventStore, writer: str, commands: int) -> None:
             store.append(f"customer-{writer}-{number}", batch, 0, context, record=record(f"{writer}/{number}"))
 
 
-def write_in_process(url: str, writer: str, commands: int, ready) -> None:
-    """Body of one spawned writer process: its own store on the shared database.
+def write_in_process(url: str, key: str, writer: str, commands: int, ready) -> None:
+    """Body of one spawned writer process: its own store on the shared database, signing with ``key``.
 
     The writers start together (``ready`` is a barrier): spawning takes long
     enough that otherwise each would be done before the next began.
     """
-    store = EventStore.open(url, SERVICE)
+    store = EventStore.open(url, EventSigner(SERVICE, private_key_from_text(key)))
     try:
         ready.wait(DEADLINE_SECONDS)
         append_commands(store, writer, commands)
@@ -149,7 +153,7 @@ class EventStoreContract:
 
     @pytest.fixture
     def store(self, url) -> Iterator[EventStore]:
-        store = EventStore.open(url, SERVICE)
+        store = EventStore.open(url, signer(SERVICE))
         yield store
         store.close()
 
@@ -174,6 +178,7 @@ class EventStoreContract:
             assert (envelope.correlation_id, envelope.causation_id) == ("request-1", "call-1")
             assert ISO_UTC.match(envelope.recorded_at)
             assert envelope.hash == expected_hash(envelope)
+            assert store.service_keys.signed_by(SERVICE, envelope.hash, envelope.signature)
         assert first.occurred_at == first.recorded_at and second.occurred_at == occurred
         assert (first.prev_hash, second.prev_hash) == (GENESIS_HASH, first.hash)
         assert first.event_id != second.event_id
@@ -263,7 +268,7 @@ class EventStoreContract:
         assert store.verify(from_position=15).checked == 1
 
     def test_stores_sharing_a_database_continue_each_other(self, store, url):
-        other = EventStore.open(url, SERVICE)
+        other = EventStore.open(url, signer(SERVICE))
         try:
             for number in range(6):
                 writer = (store, other)[number % 2]
@@ -287,7 +292,7 @@ class EventStoreContract:
 
     @pytest.mark.parametrize("one_store_each", [False, True], ids=["shared-store", "store-per-thread"])
     def test_concurrent_threads_keep_positions_gap_free_and_commands_contiguous(self, store, url, one_store_each):
-        stores = [EventStore.open(url, SERVICE) if one_store_each else store for _ in range(WRITERS)]
+        stores = [EventStore.open(url, signer(SERVICE)) if one_store_each else store for _ in range(WRITERS)]
         failures: list[BaseException] = []
 
         def write(writer: int) -> None:
@@ -316,7 +321,8 @@ class EventStoreContract:
         spawn = multiprocessing.get_context("spawn")
         ready = spawn.Barrier(WRITERS)
         processes = [spawn.Process(target=write_in_process,
-                                   args=(url, f"process{writer}", COMMANDS_PER_WRITER, ready))
+                                   args=(url, signing_key(SERVICE), f"process{writer}", COMMANDS_PER_WRITER,
+                                         ready))
                      for writer in range(WRITERS)]
         try:
             for process in processes:
@@ -348,15 +354,32 @@ class EventStoreContract:
                                             "reason": "hash does not match the event's content"}
         assert store.verify(1, 2).ok
 
-    def test_an_edited_event_with_a_recomputed_hash_breaks_the_next_link(self, store):
+    def test_an_edited_event_with_a_recomputed_hash_is_named_by_its_signature(self, store):
+        """The next link breaks at 4, but the signature at 3 no longer matches: 3 is the event to blame."""
         self.fill(store)
         forged = {**store.read_since(2, 1)[0].to_dict(), "data": {"name": "forged"}}
-        forged["hash"] = sha256_hex(canonical_json({k: v for k, v in forged.items() if k != "hash"}))
+        forged["hash"] = expected_hash(Envelope(**forged))
         with self.tampering(store) as connection:
             connection.execute(update(events).where(events.c.position == 3)
                                .values(data=canonical_json(forged["data"]), hash=forged["hash"]))
-        assert store.verify().to_dict() == {"ok": False, "checked": 3, "first_bad_position": 4,
-                                            "reason": "prev_hash does not match the hash of the previous event"}
+        assert store.verify().to_dict() == {"ok": False, "checked": 2, "first_bad_position": 3,
+                                            "reason": "bad signature"}
+
+    def test_a_chain_recomputed_without_the_key_is_found_at_its_first_event(self, store):
+        self.fill(store)
+        forger = EventSigner.generate(SERVICE)
+        prev_hash = store.read_since(1, 1)[0].hash  # of position 2, the last genuine one
+        with self.tampering(store) as connection:
+            for envelope in store.read_since(2):
+                data = {"name": "forged"} if envelope.position == 3 else envelope.data
+                rewritten = Envelope(**{**envelope.to_dict(), "data": data, "prev_hash": prev_hash})
+                prev_hash = expected_hash(rewritten)
+                connection.execute(update(events).where(events.c.position == envelope.position).values(
+                    data=canonical_json(data), prev_hash=rewritten.prev_hash, hash=prev_hash,
+                    signature=forger.sign(prev_hash)))
+        assert store.verify().to_dict() == {"ok": False, "checked": 2, "first_bad_position": 3,
+                                            "reason": "bad signature"}
+        assert store.verify(1, 2).ok
 
     def test_a_deleted_event_is_found(self, store):
         self.fill(store)
@@ -387,6 +410,27 @@ class EventStoreContract:
                 connection.rollback()
         assert store.read_since(0) == before and store.verify().ok
 
+    def test_a_log_from_before_signing_keeps_its_guards_and_its_events_show_as_unsigned(self, url):
+        engine = create_engine(url)
+        upgrade(engine, STORE_MIGRATIONS, "alembic_version_store", "0003")
+        old = {"position": 1, "event_id": str(uuid.uuid4()), "type": "CustomerRegistered", "schema_version": 1,
+               "service": SERVICE, "stream_id": "customer-1", "stream_version": 1, "occurred_at": "t",
+               "recorded_at": "t", "actor": '{"id":"a","role":"agent"}', "correlation_id": "c",
+               "causation_id": None, "data": "{}", "prev_hash": GENESIS_HASH}
+        old["hash"] = sha256_hex(hash_input(*(old[name] for name in sorted(old))))  # its parameters' order
+        with engine.begin() as connection:
+            connection.execute(events.insert().values(old))
+        engine.dispose()
+        store = EventStore.open(url, signer(SERVICE))  # migrates to head
+        try:
+            assert store.read_since(0)[0].signature is None
+            assert store.verify().to_dict() == {"ok": False, "checked": 0, "first_bad_position": 1,
+                                                "reason": "no signature"}
+            with store.engine.connect() as connection, pytest.raises(DBAPIError, match="append-only"):
+                connection.exec_driver_sql("UPDATE events SET signature = 'x'")
+        finally:
+            store.close()
+
     # -- upcasting --------------------------------------------------------------------------
 
     def test_old_schema_versions_are_upcast_on_read_and_still_verify(self, store, url):
@@ -395,7 +439,7 @@ class EventStoreContract:
         upcasters = Upcasters()
         upcasters.register("CustomerRegistered", 1, lambda data: {"full_name": data["name"]})
         upcasters.register("CustomerRegistered", 2, lambda data: {**data, "tier": "general"})
-        reader = EventStore.open(url, SERVICE, upcasters)
+        reader = EventStore.open(url, signer(SERVICE), upcasters)
         try:
             for envelopes in (reader.read_stream("customer-1"), reader.read_since(0), list(reader.iter_since(0))):
                 registered_event, consent = envelopes

@@ -13,7 +13,7 @@ from services.customers.service import CustomersService
 from shared.cli.app import app
 from shared.eventstore.envelope import CommandContext, NewEvent
 from shared.eventstore.store import EventStore
-from tests.support import rpc_as, running, service_config, token, wait_for
+from tests.support import rpc_as, running, service_config, signer, token, wait_for
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ def test_verify_command_reports_the_chain(customers):
 
 def test_poison_event_goes_to_the_dead_letter_queue_and_the_directory_goes_on(customers):
     config, url = customers
-    store = EventStore.open(url, "customers")
+    store = EventStore.open(url, signer("customers"))
     store.append("customer-ghost", [NewEvent("ConsentGiven", {"customer_id": "ghost", "purpose": "callbacks"})],
                  None, CommandContext("ops", "admin"))  # a consent for a customer the directory never saw
     [later] = register_some(config, 1)

@@ -24,6 +24,7 @@ from shared.eventstore.tables import projection_tracking
 from shared.checksums import checksum
 from shared.consumer_runner import ConsumerGap, ConsumerRunner, UpstreamForked
 from shared.consumers import Projection, Reaction, handles
+from tests.support import signer
 
 CONTEXT = CommandContext("agent-1", "agent")
 WAIT = 60  # seconds any greenthread pool may take before the test fails
@@ -80,7 +81,7 @@ def engine(database_url):
 
 @pytest.fixture
 def store(engine):
-    return EventStore(engine, "customers")
+    return EventStore(engine, signer("customers"))
 
 
 def append(store: EventStore, stream_id: str, **data) -> Envelope:
@@ -183,7 +184,7 @@ def test_gap_without_a_producer_applies_nothing(engine, store):
 @pytest.fixture
 def replaced_store(tmp_path):
     """The producer's log after its database was recreated: same positions, other events."""
-    replaced = EventStore.open(f"sqlite:///{tmp_path}/replaced.db", "customers")
+    replaced = EventStore.open(f"sqlite:///{tmp_path}/replaced.db", signer("customers"))
     yield replaced
     replaced.close()
 
@@ -327,7 +328,7 @@ def test_replicas_sharing_postgresql_apply_each_event_once(postgres_url):
     """Two runners with their own engines share no lock: the conditional tracking update keeps them apart."""
     engines = [create_store_engine(postgres_url) for _ in range(2)]
     StreamCounts.metadata.create_all(engines[0])
-    store = EventStore(engines[0], "customers")
+    store = EventStore(engines[0], signer("customers"))
     events = [append(store, f"c{n % 3}", name=f"name {n}") for n in range(30)]
     replicas = [ConsumerRunner(engine, StreamCounts(), fetch_since=fetch_from(store)) for engine in engines]
 

@@ -26,7 +26,7 @@ from shared.eventstore.envelope import CommandContext, NewEvent
 from shared.eventstore.store import EventStore
 from shared.leases import Lease
 from shared.relay import PublishNotConfirmed, Relay
-from tests.support import AMQP_URI, running, wait_for
+from tests.support import AMQP_URI, running, signer, wait_for
 
 CONTEXT = CommandContext("agent-1", "agent")
 WAIT = 60  # seconds a condition may take before the test fails
@@ -93,7 +93,7 @@ def broker(service):
 
 @pytest.fixture
 def store(database_url, service):
-    store = EventStore.open(database_url, service)
+    store = EventStore.open(database_url, signer(service))
     yield store
     store.engine.dispose()
 
@@ -174,7 +174,7 @@ def test_the_checkpoint_survives_a_restart_and_nothing_is_published_twice(store,
     assert first.publish_pending() == 1200
     first.close()
 
-    restarted = EventStore.open(database_url, store.service)
+    restarted = EventStore.open(database_url, store.signer)
     second = relay_for(restarted, owner="replica-b")
     assert second.checkpoint() == 1200 and second.backlog() == 0
     assert second.publish_pending() == 0
@@ -297,7 +297,7 @@ def test_of_two_relays_on_one_database_only_the_lease_holder_publishes(store, br
                                                                       monkeypatch):
     queue = broker.bind_queue()
     clock = Clock()
-    other_replica = EventStore.open(database_url, store.service)
+    other_replica = EventStore.open(database_url, store.signer)
     a = relay_for(store, "replica-a", clock, poll_seconds=0.02)
     b = relay_for(other_replica, "replica-b", clock, poll_seconds=0.02)
     b_attempts: list[bool] = []

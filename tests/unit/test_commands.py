@@ -15,6 +15,7 @@ from shared.errors import Conflict, NotFound
 from shared.event_log import WorkerLog
 from shared.eventstore.envelope import Envelope, NewEvent
 from shared.eventstore.store import EventStore
+from tests.support import signer
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class Worker:
 
 @pytest.fixture
 def worker(tmp_path):
-    store = EventStore.open(f"sqlite:///{tmp_path / 'counters.db'}", "counters")  # schema migrated
+    store = EventStore.open(f"sqlite:///{tmp_path / 'counters.db'}", signer("counters"))  # schema migrated
     yield Worker(store, KeyRing(store.engine, b"k" * 32))
     store.close()
 

@@ -38,11 +38,14 @@ def test_register_schema_matches_the_contract(exported):
     assert not validator.is_valid({"phone": "13812345678"})  # name is required
 
 
-def test_envelope_schema_requires_hash_chain_fields(exported):
+def test_envelope_schema_requires_hash_chain_and_signature_fields(exported):
     validator = load(exported[0], "envelope.json")
     envelope = {"event_id": "3c526d12-71c0-4e4a-ac72-5435c9775ed7", "type": "CustomerRegistered",
                 "schema_version": 1, "service": "customers", "stream_id": "customer-1", "stream_version": 1,
                 "position": 1, "occurred_at": "t", "recorded_at": "t", "actor": {"id": "a", "role": "agent"},
-                "correlation_id": "c", "causation_id": None, "data": {}, "prev_hash": "0" * 64, "hash": "a" * 64}
+                "correlation_id": "c", "causation_id": None, "data": {}, "prev_hash": "0" * 64, "hash": "a" * 64,
+                "signature": "A" * 86 + "=="}
     assert validator.is_valid(envelope)
     assert not validator.is_valid({**envelope, "hash": "xyz"})
+    assert not validator.is_valid({**envelope, "signature": "A" * 86})
+    assert not validator.is_valid({key: value for key, value in envelope.items() if key != "signature"})

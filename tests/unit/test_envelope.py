@@ -15,9 +15,11 @@ import shared.eventstore.envelope as envelope_module
 from shared.canonical import GENESIS_HASH, canonical_json, sha256_hex
 from shared.errors import Conflict
 from shared.eventstore.appending import Command, CommandRecord
-from shared.eventstore.envelope import (CommandContext, Envelope, NewEvent, actor_json, hash_input, new_id,
-                                        parse_json, utc_now_iso)
+from shared.eventstore.envelope import (CommandContext, Envelope, NewEvent, actor_json, content_hash, hash_input,
+                                        new_id, parse_json, utc_now_iso)
 from shared.eventstore.upcasting import Upcasters
+from shared.signing import ServiceKeys
+from tests.support import signer
 
 AWKWARD_TEXTS = ['plain', 'quote " and backslash \\', "tab\tnewline\nreturn\r", "\x00\x1f\x7f control",
                  "中文 客户回访", "emoji 🎉", "line\u2028separator", "", "/slash/"]
@@ -61,9 +63,9 @@ def test_hash_input_takes_its_arguments_in_canonical_order():
 
 def test_sealed_events_chain_and_hash_what_design_md_says():
     context = CommandContext("agent-1", "agent", correlation_id="request-1", causation_id="call-1")
-    command = Command("customers", "customer-9", [NewEvent("CustomerRegistered", {"name": "张伟"}),
-                                                  NewEvent("ConsentGiven", {"purpose": "callbacks"}, 2,
-                                                           "2026-01-01T00:00:00.000000Z")], 4, context)
+    command = Command(signer("customers"), "customer-9", [
+        NewEvent("CustomerRegistered", {"name": "张伟"}),
+        NewEvent("ConsentGiven", {"purpose": "callbacks"}, 2, "2026-01-01T00:00:00.000000Z")], 4, context)
     sealed = command.seal(4, (41, "ab" * 32))
 
     first, second = sealed.appended.envelopes
@@ -72,8 +74,9 @@ def test_sealed_events_chain_and_hash_what_design_md_says():
     assert (first.prev_hash, second.prev_hash) == ("ab" * 32, first.hash)
     assert second.occurred_at == "2026-01-01T00:00:00.000000Z" and first.occurred_at == first.recorded_at
     for envelope, row in zip((first, second), sealed.rows):
-        without_hash = {k: v for k, v in envelope.to_dict().items() if k != "hash"}
-        assert envelope.hash == sha256_hex(canonical_json(without_hash))
+        without_hash = {k: v for k, v in envelope.to_dict().items() if k not in ("hash", "signature")}
+        assert envelope.hash == sha256_hex(canonical_json(without_hash)) == content_hash(envelope)
+        assert ServiceKeys.of(signer("customers")).signed_by("customers", envelope.hash, envelope.signature)
         assert row == tuple({**envelope.to_dict(), "actor": canonical_json(envelope.actor),
                              "data": canonical_json(envelope.data)}.values())
     assert sealed.head == (43, second.hash) and sealed.appended.result is None
@@ -83,7 +86,7 @@ def test_a_sealed_command_with_an_id_carries_its_result_and_fingerprint():
     context = CommandContext("agent-1", "agent")
     record = CommandRecord("command-1", "f" * 64,
                            lambda appended: {"customer_id": "1", "position": appended.envelopes[0].position})
-    custom = Command("customers", "customer-1", [NewEvent("CustomerRegistered", {})], 0, context, record)
+    custom = Command(signer("customers"), "customer-1", [NewEvent("CustomerRegistered", {})], 0, context, record)
     sealed = custom.seal(0, (7, GENESIS_HASH))
     assert sealed.appended.result == {"customer_id": "1", "position": 8}
     assert sealed.result_row(record) == ("command-1", '{"customer_id":"1","position":8}', sealed.recorded_at,
@@ -91,19 +94,20 @@ def test_a_sealed_command_with_an_id_carries_its_result_and_fingerprint():
 
 
 def test_a_command_checks_the_version_it_was_decided_on():
-    command = Command("customers", "customer-1", [NewEvent("X", {})], 2, CommandContext("a", "agent"))
+    command = Command(signer("customers"), "customer-1", [NewEvent("X", {})], 2, CommandContext("a", "agent"))
     command.check_version(2)
     for current in (1, 3):
         with pytest.raises(Conflict, match=f"customer-1 is at version {current}, not 2"):
             command.check_version(current)
-    Command("customers", "customer-1", [NewEvent("X", {})], None, CommandContext("a", "agent")).check_version(7)
+    Command(signer("customers"), "customer-1", [NewEvent("X", {})], None,
+            CommandContext("a", "agent")).check_version(7)
 
 
 def test_the_envelope_is_an_immutable_record():
-    envelope = Envelope(**envelope_fields(hash="f" * 64))
+    envelope = Envelope(**envelope_fields(hash="f" * 64, signature="s"))
     with pytest.raises(dataclasses.FrozenInstanceError):
         envelope.position = 1  # type: ignore[misc]
-    assert envelope.to_dict() == envelope_fields(hash="f" * 64)
+    assert envelope.to_dict() == envelope_fields(hash="f" * 64, signature="s")
     assert list(envelope.to_dict()) == [field.name for field in dataclasses.fields(Envelope)]
 
 

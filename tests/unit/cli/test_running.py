@@ -47,8 +47,12 @@ def test_service_config_file_is_private_and_nameko_reads_it(tmp_path, monkeypatc
     assert loaded["CRM_CUSTOMERS_DATABASE_URL"] == "postgresql://u@h/customers"
     assert "CRM_TOKEN_PRIVATE_KEY" not in loaded  # the service gets the public key only
     service = load_settings(loaded, environ={})
-    assert service == dataclasses.replace(settings, service_token=loaded["CRM_SERVICE_TOKEN"])
+    assert dataclasses.replace(service, signing=settings.signing) == \
+        dataclasses.replace(settings, service_token=loaded["CRM_SERVICE_TOKEN"])
     assert service.token_private_key is None
+    assert service.signing.signer("customers").public_key == settings.signing.signer("customers").public_key
+    assert service.signing.public_texts() == settings.signing.public_texts()
+    assert set(service.signing.private_keys) == {"customers"}  # its own signing key only
     assert loaded["LOGGING"]["version"] == 1
     assert [entry.name for entry in (tmp_path / "run").iterdir()] == ["customers.yml"]
 

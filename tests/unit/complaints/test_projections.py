@@ -18,6 +18,7 @@ from shared.crypto import KeyRing
 from shared.eventstore.envelope import CommandContext, NewEvent
 from shared.eventstore.store import EventStore
 from shared.migrations import upgrade
+from tests.support import signer
 
 CONTEXT = CommandContext("alice", "agent")
 NOW = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)  # a Monday, 10:00 in Shanghai
@@ -28,9 +29,9 @@ FILE = {"customer_id": "cust-1", "channel": "phone", "category": "billing", "urg
 
 @pytest.fixture
 def world(tmp_path):
-    complaints = EventStore.open(f"sqlite:///{tmp_path / 'complaints.db'}", "complaints")
+    complaints = EventStore.open(f"sqlite:///{tmp_path / 'complaints.db'}", signer("complaints"))
     upgrade(complaints.engine, MIGRATIONS, "alembic_version_complaints")
-    customers = EventStore.open(f"sqlite:///{tmp_path / 'customers.db'}", "customers")
+    customers = EventStore.open(f"sqlite:///{tmp_path / 'customers.db'}", signer("customers"))
     keys = KeyRing(complaints.engine, b"m" * 32)
     runners = [ConsumerRunner(complaints.engine, consumer(keys)) for consumer in (KnownCustomers, ComplaintList)]
     yield complaints, customers, keys, runners

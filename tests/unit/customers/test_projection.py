@@ -17,6 +17,7 @@ from shared.crypto import KeyRing
 from shared.eventstore.envelope import CommandContext
 from shared.eventstore.store import EventStore
 from shared.migrations import upgrade
+from tests.support import signer
 
 CONTEXT = CommandContext("alice", "agent")
 REGISTER = {"name": "张伟", "phone": "13812345678", "email": "zw@example.com", "birthday": "1990-05-01",
@@ -26,7 +27,7 @@ REGISTER = {"name": "张伟", "phone": "13812345678", "email": "zw@example.com",
 
 @pytest.fixture
 def world(tmp_path):
-    store = EventStore.open(f"sqlite:///{tmp_path / 'customers.db'}", "customers")
+    store = EventStore.open(f"sqlite:///{tmp_path / 'customers.db'}", signer("customers"))
     upgrade(store.engine, MIGRATIONS, "alembic_version_customers")
     keys = KeyRing(store.engine, b"m" * 32)
     runner = ConsumerRunner(store.engine, CustomerDirectory(keys))
