@@ -53,9 +53,10 @@ class LogEndpoints:
     @rpc
     @allow("service", "auditor", "admin")
     def events_since(self, *args, **kwargs):
-        """Envelopes after a position, oldest first: how consumers fill gaps."""
+        """Envelopes after a position, oldest first, as recorded (signed): how consumers fill gaps."""
         query = load_call(_EventsSince(), args, kwargs)
-        return [envelope.to_dict() for envelope in self.log.store.read_since(query["after_position"], query["limit"])]
+        return [envelope.to_dict() for envelope
+                in self.log.store.read_since(query["after_position"], query["limit"], upcast=False)]
 
     @rpc
     @allow(*ROLES)

@@ -15,7 +15,8 @@ about 2,000/s on a 2-core machine, a batch of 500 reaches ~18,000/s.
 Only the holder of the service's relay lease publishes from ``run``, so N
 replicas over one database publish each event once (not N times).
 
-Events go out as ``events_since`` returns them (upcast, ``to_dict()``
+Events go out as ``events_since`` returns them (as recorded, not upcast,
+since their hash and signature cover what was recorded; ``to_dict()``
 shape), so a consumer that fills a gap by pulling sees the same bodies.
 """
 
@@ -156,7 +157,7 @@ class Relay:
                 return
 
     def _publish_batch(self) -> int:
-        envelopes = self.store.read_since(self.checkpoint(), self.batch_size)
+        envelopes = self.store.read_since(self.checkpoint(), self.batch_size, upcast=False)
         if not envelopes:
             return 0
         try:

@@ -183,9 +183,13 @@ class EventStore:
     def read_stream(self, stream_id: str) -> list[Envelope]:
         return list(self._envelopes(self._fetch(self._sql.stream, (stream_id,))))
 
-    def read_since(self, after_position: int, limit: int = READ_PAGE) -> list[Envelope]:
-        """Envelopes with position > ``after_position``, oldest first."""
-        return list(self._envelopes(self._fetch(self._sql.envelopes_after, (after_position, limit))))
+    def read_since(self, after_position: int, limit: int = READ_PAGE, *, upcast: bool = True) -> list[Envelope]:
+        """Envelopes with position > ``after_position``, oldest first.
+
+        ``upcast=False`` gives them as recorded, which is what other services
+        get (relay, ``events_since``): their hash and signature cover that.
+        """
+        return list(self._envelopes(self._fetch(self._sql.envelopes_after, (after_position, limit)), upcast))
 
     def iter_since(self, after_position: int = 0) -> Iterator[Envelope]:
         """Every envelope after ``after_position``, page by page, never all in memory.
@@ -286,21 +290,21 @@ class EventStore:
             yield rows
             after_position = rows[-1][position_index]
 
-    def _envelopes(self, rows: list[tuple]) -> Iterator[Envelope]:
-        """Envelopes from rows in ``ENVELOPE_COLUMNS`` order, payloads parsed and upcast.
+    def _envelopes(self, rows: list[tuple], upcast: bool = True) -> Iterator[Envelope]:
+        """Envelopes from rows in ``ENVELOPE_COLUMNS`` order, payloads parsed and (if ``upcast``) upcast.
 
         An actor acts many times in a page: its JSON is parsed once per page
         and each envelope gets its own copy, so no two envelopes share a dict.
         """
-        upcast = self.upcasters.upcast if self.upcasters else None
+        lift = self.upcasters.upcast if upcast and self.upcasters else None
         actors: dict[str, dict[str, Any]] = {}
         for row in rows:
             actor = actors.get(row[_ACTOR])
             if actor is None:
                 actor = actors[row[_ACTOR]] = parse_json(row[_ACTOR])
             version, data = row[_SCHEMA_VERSION], parse_json(row[_DATA])
-            if upcast is not None:
-                version, data = upcast(row[_TYPE], version, data)
+            if lift is not None:
+                version, data = lift(row[_TYPE], version, data)
             yield envelope_from_row(row, version, actor.copy(), data)
 
 

@@ -447,6 +447,8 @@ class EventStoreContract:
                 assert registered_event.data == {"full_name": "张 伟", "tier": "general"}
                 assert (consent.schema_version, consent.data) == (1, {"purpose": "callbacks"})
             assert reader.verify().ok and reader.verify().checked == 2
+            recorded = reader.read_since(0, upcast=False)[0]  # what other services get: signed as written
+            assert (recorded.schema_version, recorded.data) == (1, {"name": "张 伟"})
         finally:
             reader.close()
         assert store.read_stream("customer-1")[0].schema_version == 1  # the log keeps what was written
