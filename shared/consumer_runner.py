@@ -2,11 +2,15 @@
 
 A consumer applies each event and moves its tracking position
 ``(consumer, upstream) -> position`` in the same transaction, so after a
-crash it is never ahead of or behind what it has applied. Redelivered events
-are recognised by position and skipped; a missing stretch is pulled from the
-producer before the next event is applied; each event must carry the hash of
-the one applied before it as its ``prev_hash``, so events of a replaced log
-are refused rather than applied or skipped. An event that keeps failing is
+crash it is never ahead of or behind what it has applied. Before anything
+else, each event of another service is checked (``EventCheck``: hash
+recomputed, producer's signature verified); one that fails is refused:
+counted, logged, shown in ``health()``, and nothing else changes.
+Redelivered events are recognised by position and skipped; a missing
+stretch is pulled from the producer before the next event is applied; each
+event must carry the hash of the one applied before it as its
+``prev_hash``, so events of a replaced log are refused rather than applied
+or skipped. An event that keeps failing is
 parked in the dead-letter queue if the consumer may park it; otherwise the
 consumer stalls on it and retries with growing back-off until it applies.
 A projection can be rebuilt from the logs and compared with the live one by
@@ -38,6 +42,7 @@ from shared.errors import Conflict
 from shared.eventstore.engine import write_transaction
 from shared.eventstore.envelope import Envelope
 from shared.eventstore.tables import dead_letters, projection_tracking
+from shared.signing import EventCheck
 
 log = logging.getLogger(__name__)
 
@@ -99,16 +104,19 @@ class ConsumerRunner:
     processes are kept apart by the conditional tracking update, which also
     takes the tracking row's lock on PostgreSQL before anything is applied.
     ``fetch_since(upstream, after_position, limit)`` fills gaps; it usually
-    calls the producer's ``events_since`` RPC.
+    calls the producer's ``events_since`` RPC. ``check`` decides which
+    events are genuine; without one (tests of the runner itself) all are.
     """
 
     def __init__(self, engine: Engine, consumer: Consumer, fetch_since: FetchSince | None = None,
-                 max_attempts: int = 3, clock: Callable[[], float] = time.monotonic):
+                 max_attempts: int = 3, clock: Callable[[], float] = time.monotonic,
+                 check: EventCheck | None = None):
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.engine = engine
         self.consumer = consumer
         self.fetch_since = fetch_since
+        self.check = check
         self.max_attempts = max_attempts
         self.dead_letters = DeadLetters(engine)
         self._clock = clock
@@ -116,6 +124,7 @@ class ConsumerRunner:
         self._tracked: set[str] = set()
         self.forked: dict[str, str] = {}  # upstream -> why its events are refused, until a rebuild
         self.stalls: dict[str, Stall] = {}  # upstream -> the event this consumer is retrying
+        self.refused: dict[str, dict[str, Any]] = {}  # upstream -> {count, last_reason, last_event_id}
 
     # -- reading ------------------------------------------------------------
 
@@ -142,8 +151,9 @@ class ConsumerRunner:
     # -- following ----------------------------------------------------------
 
     def handle(self, upstream: str, envelope: Envelope | Mapping[str, Any]) -> str:
-        """Apply one event: ``"applied"``, ``"duplicate"``, ``"dead_lettered"`` or ``"stalled"``.
+        """Apply one event: ``"applied"``, ``"duplicate"``, ``"dead_lettered"``, ``"stalled"`` or ``"refused"``.
 
+        ``"refused"`` means the event is not genuine (see ``refuse``).
         ``"stalled"`` means the consumer is waiting to retry an earlier or
         this event; its tracking has not moved, so the event comes again.
         Raises ``ConsumerGap`` when earlier events are missing and
@@ -153,6 +163,8 @@ class ConsumerRunner:
         envelope = as_envelope(envelope)
         if upstream not in self.consumer.upstreams:
             raise ValueError(f"{self.consumer.name} follows {self.consumer.upstreams}, not {upstream!r}")
+        if self._refused(upstream, envelope):
+            return "refused"
         with self._lock:
             self._ensure_tracking(upstream)
             with self.engine.connect() as connection:
@@ -170,10 +182,12 @@ class ConsumerRunner:
     def catch_up(self, upstream: str, events: Iterable[Envelope | Mapping[str, Any]]) -> dict[str, int]:
         """Apply a sequence (e.g. ``store.iter_since(runner.position(service))``); counts per outcome.
 
-        Contiguous events are applied a batch per transaction; a batch that
-        is not next in line or holds a failing event falls back to ``handle``
-        event by event, which fills gaps, skips duplicates and parks poison.
-        A stall ends the catch-up: what follows waits for the retry.
+        Contiguous events are applied a batch per transaction, checked at the
+        cost of one signature (``EventCheck.vouched``); a batch that is not
+        next in line, not vouched for, or holds a failing event falls back to
+        ``handle`` event by event, which checks each, fills gaps, skips
+        duplicates and parks poison. A stall ends the catch-up: what follows
+        waits for the retry.
         """
         outcomes: Counter[str] = Counter()
         for batch in _batches(map(as_envelope, events), CATCH_UP_BATCH):
@@ -181,7 +195,8 @@ class ConsumerRunner:
                 self._ensure_tracking(upstream)
                 if self._waiting(upstream):
                     break
-                if self._apply_batch(upstream, batch):
+                if (self.check is None or self.check.vouched(upstream, batch)) and \
+                        self._apply_batch(upstream, batch):
                     outcomes["applied"] += len(batch)
                     continue
             for envelope in batch:
@@ -195,6 +210,24 @@ class ConsumerRunner:
         """Whether ``upstream`` is stalled and its next try is not due yet."""
         stall = self.stalls.get(upstream)
         return stall is not None and stall.retry_at > self._clock()
+
+    def refuse(self, upstream: str, event_id: str | None, reason: str) -> str:
+        """Count and log an event of ``upstream`` that is not genuine; nothing else changes.
+
+        No tracking moves and nothing is parked or marked forked, so the
+        genuine event at the same position still applies when it comes.
+        """
+        entry = self.refused.setdefault(upstream, {"count": 0, "last_reason": None, "last_event_id": None})
+        entry.update(count=entry["count"] + 1, last_reason=reason, last_event_id=event_id)
+        log.warning("%s refused %s event %s: %s", self.consumer.name, upstream, event_id, reason)
+        return "refused"
+
+    def _refused(self, upstream: str, envelope: Envelope) -> str | None:
+        """Why ``envelope`` is not genuine, counted as refused; ``None`` if it is."""
+        reason = self.check.refusal(upstream, envelope) if self.check is not None else None
+        if reason is not None:
+            self.refuse(upstream, envelope.event_id, reason)
+        return reason
 
     def _apply_batch(self, upstream: str, batch: list[Envelope]) -> bool:
         """Apply a contiguous batch and move tracking over it in one transaction; False if nothing was applied."""
@@ -241,6 +274,10 @@ class ConsumerRunner:
                 raise ConsumerGap(f"{self.consumer.name} has applied {upstream} up to {last} and got "
                                   f"{before}, but the producer did not supply {last + 1}")
             for event in missing:
+                reason = self._refused(upstream, event)
+                if reason is not None:
+                    raise ConsumerGap(f"{self.consumer.name} could not fill the {upstream} gap: the event "
+                                      f"supplied for position {event.position} was refused ({reason})")
                 if self._apply_with_retries(upstream, event) == "stalled":
                     return False
             last = self.position(upstream)
@@ -388,7 +425,8 @@ class ConsumerRunner:
             positions = self._positions_in(live_tracking)
             scratch = _scratch_engine(metadata)
             try:
-                replay = ConsumerRunner(scratch, self.consumer, max_attempts=self.max_attempts, clock=self._clock)
+                replay = ConsumerRunner(scratch, self.consumer, max_attempts=self.max_attempts, clock=self._clock,
+                                        check=self.check)
                 outcomes = replay._replay(source, positions)
                 with scratch.connect() as connection:
                     rebuilt_checksum = checksum(connection, metadata)
@@ -454,6 +492,10 @@ class ConsumerRunner:
 
 def _incomplete(outcomes: Mapping[str, int], replay: ConsumerRunner) -> str | None:
     """Why a rebuilt copy may not replace the live tables, or ``None`` if it may."""
+    if replay.refused:
+        where = ", ".join(f"{upstream} {entry['last_event_id']}: {entry['last_reason']}"
+                          for upstream, entry in replay.refused.items())
+        return f"the rebuild refused events that are not genuine ({where}); the live projection is left as it is"
     if outcomes.get("dead_lettered"):
         letters = replay.dead_letters.list()
         where = ", ".join(f"{letter['upstream']} {letter['type']} at {letter['position']}: {letter['error']}"

@@ -30,7 +30,8 @@ from sqlalchemy.engine import Connection
 from shared.crypto import KeyRing
 from shared.eventstore.envelope import Envelope
 
-_ENVELOPE_FIELDS = tuple(field.name for field in dataclasses.fields(Envelope))
+_REQUIRED_FIELDS = tuple(field.name for field in dataclasses.fields(Envelope)
+                         if field.default is dataclasses.MISSING)
 
 Handler = Callable[[Any, Connection, Envelope], None]
 
@@ -49,10 +50,14 @@ def handles(upstream: str, *event_types: str) -> Callable[[Handler], Handler]:
 
 
 def as_envelope(value: Envelope | Mapping[str, Any]) -> Envelope:
-    """An ``Envelope`` from one, or from its dict as it arrives over RPC (extra keys ignored)."""
+    """An ``Envelope`` from one, or from its dict as it arrives over RPC (extra keys ignored).
+
+    A dict without ``signature`` gives an unsigned envelope, which the
+    consumers' check then refuses.
+    """
     if isinstance(value, Envelope):
         return value
-    return Envelope(**{name: value[name] for name in _ENVELOPE_FIELDS})
+    return Envelope(**{name: value[name] for name in _REQUIRED_FIELDS}, signature=value.get("signature"))
 
 
 class Consumer(abc.ABC):

@@ -30,6 +30,7 @@ from shared.migrations import upgrade
 from shared.consumer_runner import ConsumerRunner
 from shared.consumers import Consumer
 from shared.relay import Relay
+from shared.signing import EventCheck
 from shared.upstream_client import UpstreamClient
 from shared.validation import load
 
@@ -88,7 +89,8 @@ class EventLog(DependencyProvider):
             upgrade(self.store.engine, self._migrations, f"alembic_version_{service}")
         self.keys = KeyRing(self.store.engine, self.settings.master_key)
         self.fetch_upstream = UpstreamEvents(self.settings)
-        self.runners = [ConsumerRunner(self.store.engine, consumer(self.keys), self.fetch_upstream)
+        check = EventCheck(self.service_keys, own_service=service)
+        self.runners = [ConsumerRunner(self.store.engine, consumer(self.keys), self.fetch_upstream, check=check)
                         for consumer in self.consumer_classes]
         self.dead_letters = DeadLetters(self.store.engine)
         self.relay = Relay(self.store, self.settings.amqp_uri,
@@ -167,6 +169,12 @@ class EventLog(DependencyProvider):
             if upstream in runner.consumer.upstreams:
                 runner.handle(upstream, envelope)
 
+    def refuse(self, upstream: str, event_id: str | None, reason: str) -> None:
+        """Count a delivered ``upstream`` event that is not even an event, for every consumer that follows it."""
+        for runner in self.runners:
+            if upstream in runner.consumer.upstreams:
+                runner.refuse(upstream, event_id, reason)
+
     def pull_upstreams(self) -> None:
         """Ask each producer for what we have not seen yet (events published while we were away)."""
         for runner in self.runners:
@@ -199,6 +207,7 @@ class EventLog(DependencyProvider):
                 "lag": head - positions[own] if own in positions else 0,  # lag of the own log only
                 "forked": dict(runner.forked),
                 "stalled": runner.stalled(),
+                "refused": {upstream: dict(entry) for upstream, entry in runner.refused.items()},
             }
         return {
             "service": own,
@@ -225,15 +234,18 @@ class WorkerLog:
                               causation_id=self._worker_ctx.call_id)
 
     def project(self, envelope: Any) -> None:
-        """Entry for an upstream's ``@event_handler``: validate, then apply to the consumers that follow it."""
+        """Entry for an upstream's ``@event_handler``: validate, then apply to the consumers that follow it.
+
+        A body that is not an envelope is refused here; the consumers check
+        the rest (producer, hash, signature).
+        """
         upstream = self._worker_ctx.entrypoint.source_service
         try:
             load(EnvelopeSchema(), envelope)
         except ValidationError as error:  # not an event at all: nothing to apply or park
-            log.error("dropped a malformed %s event: %s", upstream, error.fields)
-            return
-        if envelope["service"] != upstream:
-            log.error("dropped a %s event delivered as %s", envelope["service"], upstream)
+            event_id = envelope.get("event_id") if isinstance(envelope, dict) else None
+            self.provider.refuse(upstream, event_id if isinstance(event_id, str) else None,
+                                 f"malformed envelope: {error.fields}")
             return
         self.provider.project(upstream, envelope)
 

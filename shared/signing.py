@@ -1,4 +1,4 @@
-"""Who produced an event: Ed25519 signatures over event hashes.
+"""Who produced an event: Ed25519 signatures over event hashes, and the check every consumer runs.
 
 A service signs the ``hash`` of each event it appends with its own private
 key; the signature travels in the envelope's ``signature`` field, which the
@@ -15,11 +15,14 @@ is its 32 raw bytes (for a private key, its seed), a signature its 64 bytes.
 from __future__ import annotations
 
 import binascii
-from typing import Iterable, Mapping
+import itertools
+from typing import Iterable, Mapping, Sequence
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+
+from shared.eventstore.envelope import Envelope, content_hash
 
 SIGNED_PREFIX = b"carecrm event hash v1\x00"
 KEY_BYTES = 32
@@ -107,3 +110,60 @@ class ServiceKeys:
             except InvalidSignature:
                 continue
         return False
+
+
+class EventCheck:
+    """Whether an event received from ``upstream`` is what its producer wrote.
+
+    A consumer runs it on every event of another service, delivered by the
+    broker or pulled with ``events_since``, before anything else: the hash is
+    recomputed from the content and the signature is verified with the
+    producer's public keys. Events of ``own_service`` are not checked: they
+    come from the service's own database, which the service wrote itself and
+    which a forger able to write could rewrite the projections in as well.
+    """
+
+    def __init__(self, keys: ServiceKeys, own_service: str | None = None):
+        self.keys = keys
+        self.own_service = own_service
+
+    def refusal(self, upstream: str, envelope: Envelope) -> str | None:
+        """Why the event must not be applied, or ``None`` if it is genuine."""
+        if envelope.service != upstream:
+            return f"a {envelope.service} event delivered as {upstream}'s"
+        if upstream == self.own_service:
+            return None
+        if not envelope.signature:
+            return "no signature"
+        if not self.keys.accepted(upstream):
+            return f"no public key for {upstream}"
+        try:
+            recomputed = content_hash(envelope)
+        except (TypeError, ValueError) as error:
+            return f"malformed envelope: {error}"
+        if recomputed != envelope.hash:
+            return "hash does not match the event's content"
+        if not self.keys.signed_by(upstream, envelope.hash, envelope.signature):
+            return "bad signature"
+        return None
+
+    def vouched(self, upstream: str, batch: Sequence[Envelope]) -> bool:
+        """Whether every event of ``batch`` is genuine, at the cost of one signature check.
+
+        Each hash is recomputed and must be the next event's ``prev_hash``;
+        a good signature on the last event then vouches for all of them, as
+        its hash covers the hash before it, and so on back. False does not
+        say which event is bad: check them one by one.
+        """
+        if not batch or any(envelope.service != upstream for envelope in batch):
+            return False
+        if upstream == self.own_service:
+            return True
+        if any(later.prev_hash != earlier.hash for earlier, later in itertools.pairwise(batch)):
+            return False
+        try:
+            if any(content_hash(envelope) != envelope.hash for envelope in batch):
+                return False
+        except (TypeError, ValueError):
+            return False
+        return self.keys.signed_by(upstream, batch[-1].hash, batch[-1].signature)

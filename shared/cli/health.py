@@ -60,7 +60,8 @@ def health(
         row = {"service": name, "status": "up" if ok else "down"}
         if ok and isinstance(answer, Mapping):
             row.update(answer)
-            row["problem"] = "; ".join(filter(None, (refused_upstreams(answer), stalled_consumers(answer))))
+            row["problem"] = "; ".join(filter(None, (refused_upstreams(answer), stalled_consumers(answer),
+                                                     refused_events(answer))))
         elif not ok:
             row["problem"] = answer
         rows.append(row)
@@ -99,6 +100,14 @@ def stalled_consumers(answer: Mapping[str, Any]) -> str:
                      for name, view in _consumers(answer)
                      for upstream, stall in (view.get("stalled") or {}).items() if isinstance(stall, Mapping))
     return "; ".join(stalled)
+
+
+def refused_events(answer: Mapping[str, Any]) -> str:
+    """Consumers that refused events as not genuine (forged, or not signed by their producer)."""
+    refused = sorted(f"{name} refused {entry.get('count')} {upstream} event(s) (last: {entry.get('last_reason')})"
+                     for name, view in _consumers(answer)
+                     for upstream, entry in (view.get("refused") or {}).items() if isinstance(entry, Mapping))
+    return "; ".join(refused)
 
 
 def _consumers(answer: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:

@@ -4,21 +4,28 @@ Both run against real RabbitMQ (a fresh virtual host per test, so nothing
 queued by one test reaches the next) and real databases, one per service:
 two SQLite files, or two PostgreSQL databases. Time is moved by calling
 ``run_sla_check(now)`` with a chosen time, or by a clock injected into the
-service; nothing sleeps.
+service; nothing sleeps. Some tests play an attacker who publishes forged
+customers events straight to the broker.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from kombu import Connection
 from nameko.exceptions import RemoteError
+from nameko.testing.services import entrypoint_waiter
 
 from services.complaints.service import ComplaintsService
 from services.complaints.sweep import SLA_TIMER_LEASE
 from services.customers.service import CustomersService
 from shared.clock import Clock
+from shared.consumers import as_envelope
+from shared.eventstore.envelope import content_hash, utc_now_iso
+from shared.signing import EventSigner
 from shared.timers import leased_timer
 from tests.support import private_vhost, rpc_as, running, service_config, wait_for
 
@@ -49,9 +56,15 @@ def config(tmp_path, database_url, request, amqp_uri):
 
 
 @pytest.fixture
-def crm(config):
-    with running(CustomersService, config), running(ComplaintsService, config):
-        yield config
+def services(config):
+    """Both services running; the complaints container, for a test that waits on its event handler."""
+    with running(CustomersService, config), running(ComplaintsService, config) as complaints:
+        yield complaints
+
+
+@pytest.fixture
+def crm(config, services):
+    return config
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -450,6 +463,94 @@ def test_every_rpc_method_declares_its_roles():
 
 
 # -- the timer: one replica acts, with an injected clock -----------------------------------------
+
+# -- forged events: an attacker on the broker ------------------------------------------------
+#
+# The attacker can publish to customers.events but holds no customers signing
+# key. It sends a CustomerErased for a real customer that continues the
+# customers' hash chain exactly: the next position, the head's hash as
+# prev_hash, and a correctly recomputed hash.
+
+def customers_head(config) -> dict:
+    """The last event of the customers' log, as ``events_since`` serves it."""
+    head = call(config, "admin", "health", service="customers")["log_position"]
+    return call(config, "admin", "events_since", head - 1, 1, service="customers")[0]
+
+
+def directory(config) -> dict:
+    """What ``health()`` says of the complaints service's projection of the customers' events."""
+    return call(config, "admin", "health")["projections"]["complaints.customers"]
+
+
+def forged_erasure(head: dict, customer_id: str, version: int, signer: EventSigner | None) -> dict:
+    """A ``CustomerErased`` that continues the chain after ``head``, hash recomputed, signed by ``signer``."""
+    now = utc_now_iso()
+    envelope = dataclasses.replace(
+        as_envelope(head), event_id=str(uuid.uuid4()), type="CustomerErased", stream_id=f"customer-{customer_id}",
+        stream_version=version, position=head["position"] + 1, occurred_at=now, recorded_at=now,
+        actor={"id": "mallory", "role": "admin"}, prev_hash=head["hash"],
+        data={"customer_id": customer_id, "receipt_id": str(uuid.uuid4()), "reason": "forged", "erased_at": now})
+    body = {**envelope.to_dict(), "hash": content_hash(envelope)}
+    if signer is None:
+        del body["signature"]
+    else:
+        body["signature"] = signer.sign(body["hash"])
+    return body
+
+
+def delivered(complaints, amqp_uri: str, body: dict) -> None:
+    """Publish ``body`` straight to the customers' exchange; return once the complaints handler is done with it."""
+    def is_it(worker_ctx, _result, _exc_info) -> bool:
+        return worker_ctx.args[0].get("event_id") == body["event_id"]
+
+    with entrypoint_waiter(complaints, "on_upstream_event", timeout=30, callback=is_it):
+        with Connection(amqp_uri) as connection:
+            connection.Producer(serializer="json").publish(body, exchange="customers.events",
+                                                           routing_key=body["type"], retry=True)
+
+
+@pytest.mark.parametrize("forger", [None, EventSigner.generate("customers")],
+                         ids=["unsigned", "signed-with-another-key"])
+def test_a_forged_erasure_is_refused_and_the_next_genuine_event_still_applies(crm, services, amqp_uri, forger):
+    customer_id = register(crm)
+    complaint_id = file(crm, customer_id)["complaint_id"]
+    version = call(crm, "agent", "get", customer_id, service="customers")["version"]  # the read is logged too
+    knows_all_customers(crm)
+    head = customers_head(crm)
+
+    forged = forged_erasure(head, customer_id, version + 1, forger)
+    delivered(services, amqp_uri, forged)
+
+    view = directory(crm)
+    refused = view["refused"]["customers"]
+    assert (refused["count"], refused["last_event_id"]) == (1, forged["event_id"])
+    if forger:
+        assert refused["last_reason"] == "bad signature"
+    else:  # not even an envelope: it must carry a signature
+        assert refused["last_reason"].startswith("malformed envelope") and "signature" in refused["last_reason"]
+    assert view["positions"]["customers"] == head["position"] and view["forked"] == {}
+    assert call(crm, "agent", "get", complaint_id)["summary"] == LEAK["summary"]  # its key was not destroyed
+    assert file(crm, customer_id)["status"] == "open"  # the customer is still known
+
+    call(crm, "supervisor", "set_tier", customer_id, "partner", reason="a long-standing customer",
+         service="customers")  # the genuine event at the position the forgery claimed
+    knows_all_customers(crm)
+    assert directory(crm)["positions"]["customers"] == head["position"] + 1
+    assert directory(crm)["refused"]["customers"]["count"] == 1
+
+
+def test_a_genuine_customers_event_published_again_is_a_duplicate(crm, services, amqp_uri):
+    customer_id = register(crm)
+    knows_all_customers(crm)
+    head = customers_head(crm)
+
+    delivered(services, amqp_uri, head)
+
+    view = directory(crm)
+    assert view["positions"]["customers"] == head["position"]
+    assert (view["refused"], view["forked"], view["stalled"]) == ({}, {}, {})
+    assert file(crm, customer_id)["status"] == "open"
+
 
 CLOCK: dict[str, datetime | None] = {"now": None}
 SWEEPS: list[int] = []  # per sweep the timer ran, the id of the replica's rules provider

@@ -7,6 +7,7 @@ cooperative driver would, so lost updates and interleavings would show.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 from collections import Counter
@@ -18,12 +19,13 @@ from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Text, 
 from shared.dead_letters import DeadLetters
 from shared.errors import Conflict
 from shared.eventstore.engine import create_store_engine
-from shared.eventstore.envelope import CommandContext, Envelope, NewEvent
+from shared.eventstore.envelope import CommandContext, Envelope, NewEvent, content_hash
 from shared.eventstore.store import EventStore
 from shared.eventstore.tables import projection_tracking
 from shared.checksums import checksum
 from shared.consumer_runner import ConsumerGap, ConsumerRunner, UpstreamForked
 from shared.consumers import Projection, Reaction, handles
+from shared.signing import EventCheck, EventSigner, ServiceKeys
 from tests.support import signer
 
 CONTEXT = CommandContext("agent-1", "agent")
@@ -221,6 +223,72 @@ def test_rebuild_from_the_replaced_log_follows_it_from_then_on(engine, store, re
     assert runner.forked == {}
     assert runner.handle("customers", impostors[1]) == "applied"
     assert counts(engine) == {"c9": (2, "other 2")}
+
+
+# -- events that are not genuine ------------------------------------------------------------
+
+def checked(engine, store: EventStore, fetch_since=None) -> ConsumerRunner:
+    """A runner that checks events against the producer's key, as every service's runners do."""
+    return ConsumerRunner(engine, StreamCounts(), fetch_since, check=EventCheck(ServiceKeys.of(store.signer)))
+
+
+def forged(envelope: Envelope, **changes) -> dict:
+    """``envelope`` changed, with a correctly recomputed hash, signed by a key the producer does not have."""
+    changed = dataclasses.replace(envelope, **changes)
+    changed = dataclasses.replace(changed, hash=content_hash(changed))
+    return {**changed.to_dict(), "signature": EventSigner.generate("customers").sign(changed.hash)}
+
+
+def test_a_forged_event_is_refused_and_changes_nothing_and_the_genuine_one_still_applies(engine, store):
+    runner = checked(engine, store)
+    first = append(store, "c1", name="Ann")
+    assert runner.handle("customers", first) == "applied"
+    second = append(store, "c1", name="Bob")
+    before = live_checksum(engine)
+
+    assert runner.handle("customers", forged(second, data={"name": "Mallory"})) == "refused"
+    assert runner.handle("customers", forged(first, data={"name": "Mallory"})) == "refused"  # not a fork
+    assert runner.handle("customers", {**second.to_dict(), "signature": None}) == "refused"
+    assert runner.refused == {"customers": {"count": 3, "last_reason": "no signature",
+                                            "last_event_id": second.event_id}}
+    assert (runner.position("customers"), runner.forked, live_checksum(engine)) == (1, {}, before)
+
+    assert runner.handle("customers", second) == "applied"
+    assert runner.handle("customers", second.to_dict()) == "duplicate"  # a replay of a genuine event
+    assert counts(engine) == {"c1": (2, "Bob")} and runner.refused["customers"]["count"] == 3
+
+
+def test_a_catch_up_refuses_the_forged_event_among_genuine_ones(engine, store):
+    runner = checked(engine, store)
+    events = [append(store, "c1", name=f"name {n}") for n in range(1, 5)]
+    pulled = [*events[:2], forged(events[2], data={"name": "Mallory"}), *events[2:]]
+
+    assert runner.catch_up("customers", pulled) == {"applied": 4, "refused": 1}
+    assert counts(engine) == {"c1": (4, "name 4")} and runner.refused["customers"]["count"] == 1
+
+
+def test_a_gap_the_producer_fills_with_a_forged_event_applies_nothing(engine, store):
+    events = [append(store, "c1", name=f"name {n}") for n in range(1, 4)]
+    runner = checked(engine, store, fetch_since=lambda *_: [forged(events[1], data={"name": "Mallory"})])
+    runner.handle("customers", events[0])
+
+    with pytest.raises(ConsumerGap, match="position 2 was refused \\(bad signature\\)"):
+        runner.handle("customers", events[2])
+    assert runner.position("customers") == 1 and counts(engine) == {"c1": (1, "name 1")}
+    assert runner.refused["customers"]["last_reason"] == "bad signature"
+
+
+def test_a_rebuild_fed_a_forged_event_refuses_to_repair(engine, store):
+    runner = checked(engine, store)
+    events = [append(store, "c1", name="Ann"), append(store, "c1", name="Bob")]
+    runner.catch_up("customers", events)
+    with engine.begin() as connection:
+        connection.execute(delete(StreamCounts.counts))
+
+    report = runner.rebuild(lambda _upstream: [events[0], forged(events[1], data={"name": "Mallory"}), events[1]])
+
+    assert not report["repaired"] and "refused events that are not genuine" in report["refused"]
+    assert counts(engine) == {}  # left as it was
 
 
 def test_tracking_from_before_hashes_were_kept_takes_the_next_event(engine, store):

@@ -1,7 +1,8 @@
-"""Signed events: signing, and ``verify`` finding a chain recomputed without the key."""
+"""Signed events: signing, the consumers' check, and ``verify`` finding a chain recomputed without the key."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 
@@ -11,7 +12,7 @@ import shared.eventstore.store as store_module
 from shared.canonical import canonical_json
 from shared.eventstore.envelope import CommandContext, Envelope, NewEvent, content_hash
 from shared.eventstore.store import EventStore
-from shared.signing import (EventSigner, ServiceKeys, new_private_key_text, private_key_from_text,
+from shared.signing import (EventCheck, EventSigner, ServiceKeys, new_private_key_text, private_key_from_text,
                             private_key_text, public_key_from_text, public_key_text)
 
 CONTEXT = CommandContext("agent-1", "agent")
@@ -32,6 +33,13 @@ def fill(store: EventStore, count: int) -> list[Envelope]:
         store.append(f"customer-{number}", [NewEvent("CustomerRegistered", {"name": f"customer {number}"})], 0,
                      CONTEXT)
     return store.read_since(0, count)
+
+
+def forged(envelope: Envelope, signer: EventSigner | None = FORGER, **changes) -> Envelope:
+    """``envelope`` with ``changes``, its hash recomputed and signed by ``signer`` (unsigned if None)."""
+    changed = dataclasses.replace(envelope, **changes)
+    changed = dataclasses.replace(changed, hash=content_hash(changed))
+    return dataclasses.replace(changed, signature=signer.sign(changed.hash) if signer else None)
 
 
 # -- keys and signatures ------------------------------------------------------------------
@@ -64,6 +72,51 @@ def test_while_a_key_is_rotated_both_keys_are_accepted():
     rotated = ServiceKeys({"customers": [FORGER.public_key, CUSTOMERS.public_key]})
     assert rotated.signed_by("customers", "ab" * 32, CUSTOMERS.sign("ab" * 32))
     assert rotated.signed_by("customers", "ab" * 32, FORGER.sign("ab" * 32))
+
+
+# -- the consumers' check -------------------------------------------------------------------
+
+def test_appended_events_are_genuine_and_survive_the_wire(store):
+    check = EventCheck(KEYS)
+    for envelope in fill(store, 3):
+        assert check.refusal("customers", envelope) is None
+        wire = canonical_json(envelope.to_dict())  # as the relay and events_since send it
+        assert check.refusal("customers", Envelope(**json.loads(wire))) is None
+
+
+def test_forged_events_are_refused_with_the_reason(store):
+    genuine = fill(store, 1)[0]
+    check = EventCheck(KEYS)
+    erased = {"type": "CustomerErased", "data": {"customer_id": "1"}}
+    assert check.refusal("customers", forged(genuine, **erased)) == "bad signature"
+    assert check.refusal("customers", forged(genuine, None, **erased)) == "no signature"
+    assert check.refusal("customers", dataclasses.replace(genuine, data={"name": "edited"})) == \
+        "hash does not match the event's content"
+    assert check.refusal("customers", forged(genuine, CUSTOMERS, service="audit")) == \
+        "a audit event delivered as customers's"
+    assert EventCheck(ServiceKeys({})).refusal("customers", genuine) == "no public key for customers"
+    assert check.refusal("customers", dataclasses.replace(genuine, event_id=7)).startswith("malformed envelope")
+
+
+def test_the_own_log_is_not_checked_but_its_producer_still_must_match(store):
+    genuine = fill(store, 1)[0]
+    own = EventCheck(ServiceKeys({}), own_service="customers")
+    assert own.refusal("customers", forged(genuine, None, data={"x": 1})) is None
+    assert own.refusal("complaints", genuine) == "a customers event delivered as complaints's"
+
+
+def test_a_chained_batch_is_vouched_for_by_its_last_signature(store):
+    batch = fill(store, 5)
+    check = EventCheck(KEYS)
+    assert check.vouched("customers", batch)
+    unsigned_middle = [*batch[:2], dataclasses.replace(batch[2], signature=None), *batch[3:]]
+    assert check.vouched("customers", unsigned_middle)  # its content is vouched for through the chain
+    assert not check.vouched("customers", [*batch[:-1], forged(batch[-1])])
+    assert not check.vouched("customers", [*batch[:2], forged(batch[2], data={}), *batch[3:]])  # breaks the chain
+    assert not check.vouched("customers", [*batch[:2], dataclasses.replace(batch[2], data={}), *batch[3:]])
+    assert not check.vouched("customers", [*batch[:-1], dataclasses.replace(batch[-1], data={})])
+    assert not check.vouched("customers", [batch[0], batch[2]])
+    assert not check.vouched("complaints", batch) and not check.vouched("customers", [])
 
 
 # -- verify_log and a chain recomputed by someone without the key -------------------------------

@@ -7,7 +7,7 @@ import pytest
 
 from shared.auth import TokenVerifier, issue_token
 from shared.cli import health
-from shared.cli.health import refused_upstreams, stalled_consumers
+from shared.cli.health import refused_events, refused_upstreams, stalled_consumers
 from tests.unit.cli import ISSUER_KEY, MASTER_KEY, PRIVATE_KEY, PUBLIC_KEY
 
 
@@ -28,6 +28,13 @@ def test_health_names_consumers_retrying_an_event_they_may_not_park():
     assert stalled_consumers(answer) == ("data-keys.erasure retries customers CustomerErased at 7 "
                                          "(4 attempts: OperationalError: disk full)")
     assert stalled_consumers({"projections": {}, "reactions": {}}) == ""
+
+
+def test_health_names_consumers_that_refused_events_that_are_not_genuine():
+    answer = {"projections": {"complaints.customers": {"lag": 0, "refused": {"customers": {
+        "count": 2, "last_reason": "bad signature", "last_event_id": "e-2"}}}, "complaints.list": {"refused": {}}}}
+    assert refused_events(answer) == "complaints.customers refused 2 customers event(s) (last: bad signature)"
+    assert refused_events({"projections": {"complaints.list": {"lag": 0}}}) == ""
 
 
 # -- the token crm health sends when given none ----------------------------------------------
