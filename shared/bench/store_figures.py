@@ -2,9 +2,11 @@
 
 Appends go through ``EventStore.append`` exactly as a command does: one new
 stream per command, one event, one transaction, the hash chain computed and
-each event signed.
-Replay and verify read the whole SQLite log the appends left behind, grown
-with large batches to at least ``Sizes.log_events`` events first.
+each event signed. Replay and verify read the whole SQLite log the appends
+left behind, grown with large batches to at least ``Sizes.log_events``
+events first. The signing figures time one signature of an event hash and
+one consumer's check of a received event (hash recomputed, signature
+verified), and verify with every signature checked beside the sampled one.
 
 On SQLite our engine commits with ``synchronous=NORMAL`` while the peer
 keeps SQLite's default ``FULL`` (an fsync per commit). So the SQLite race
@@ -21,7 +23,7 @@ from sqlalchemy import event
 from shared.bench.workload import EVENT_TYPE, SERVICE, Sizes, registrations
 from shared.eventstore.envelope import CommandContext, NewEvent, new_id
 from shared.eventstore.store import EventStore
-from shared.signing import EventSigner
+from shared.signing import EventCheck, EventSigner
 
 Tick = Callable[[int], None]
 Phase = Callable[[str, int], Tick]  # (description, total steps) -> advance by n
@@ -134,6 +136,33 @@ def replay_figures(store: EventStore, expected: int) -> dict[str, Any]:
             "replayed_events": replayed, "verified_events": report.checked}
 
 
+def signing_figures(store: EventStore, events: int) -> dict[str, Any]:
+    """Microseconds to sign an event hash and to check a received event; verify with every signature checked."""
+    envelopes = store.read_since(0, events, upcast=False)
+    if not envelopes:
+        raise BenchError("no events to time signing on: the log is empty")
+    sign, hashes = store.signer.sign, [envelope.hash for envelope in envelopes]
+    began = time.perf_counter()
+    for event_hash in hashes:
+        sign(event_hash)
+    sign_seconds = time.perf_counter() - began
+    refusal = EventCheck(store.service_keys).refusal
+    began = time.perf_counter()
+    refused = sum(refusal(SERVICE, envelope) is not None for envelope in envelopes)
+    check_seconds = time.perf_counter() - began
+    if refused:
+        raise BenchError(f"the check refused {refused} events the bench's own store signed")
+    began = time.perf_counter()
+    report = store.verify(to_position=envelopes[-1].position, every_signature=True)
+    verify_seconds = time.perf_counter() - began
+    if not report.ok or report.checked != len(envelopes):
+        raise BenchError(f"verify with every signature failed on the bench's own log: {report.to_dict()}")
+    return {"sign_us_per_event": sign_seconds / len(hashes) * 1e6,
+            "check_us_per_event": check_seconds / len(envelopes) * 1e6,
+            "verify_every_signature_events_per_s": report.checked / verify_seconds,
+            "signing_timed_events": len(envelopes)}
+
+
 def sqlite_store_figures(directory: str, sizes: Sizes, phase: Phase, peer: Registrar | None = None) -> dict[str, Any]:
     """Append race on fresh SQLite files in ``directory``, then replay and verify our log.
 
@@ -150,7 +179,7 @@ def sqlite_store_figures(directory: str, sizes: Sizes, phase: Phase, peer: Regis
         missing = max(sizes.log_events - own.store.head_position(), 0)
         head = build_log(own.store, sizes.log_events, sizes.build_batch,
                          phase("SQLite: build replay log", missing))
-        replayed = phase("SQLite: replay, verify", 1)
+        replayed = phase("SQLite: replay, verify, signatures", 1)
         figures = {"append_sqlite_per_s": rates["own"], "peer_append_sqlite_per_s": rates.get("peer"),
                    "append_sqlite_commands": sizes.sqlite_commands, "log_events": head,
                    "sqlite_synchronous_ours": own.sqlite_synchronous()}
@@ -158,6 +187,7 @@ def sqlite_store_figures(directory: str, sizes: Sizes, phase: Phase, peer: Regis
             figures["append_sqlite_full_sync_per_s"] = rates["own_full_sync"]
             figures["append_vs_peer_sqlite_full_sync"] = rates["own_full_sync"] / rates["peer"]
         figures.update(replay_figures(own.store, head))
+        figures.update(signing_figures(own.store, sizes.signature_events))
         replayed(1)
         return figures
     finally:

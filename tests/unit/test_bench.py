@@ -14,7 +14,8 @@ from shared.bench.workload import QUICK
 from tests.support import RecordedPhases
 
 SMALL = replace(QUICK, sqlite_commands=620, log_events=2500, build_batch=500)
-STORE_FIGURES = ("append_sqlite_per_s", "replay_events_per_s", "verify_events_per_s")
+STORE_FIGURES = ("append_sqlite_per_s", "replay_events_per_s", "verify_events_per_s",
+                 "verify_every_signature_events_per_s", "sign_us_per_event", "check_us_per_event")
 
 
 def test_quick_store_part_prints_json_with_positive_figures():
@@ -25,6 +26,7 @@ def test_quick_store_part_prints_json_with_positive_figures():
         assert isinstance(result[key], (int, float)) and result[key] > 0, key
     details = result["details"]
     assert details["replayed_events"] == details["verified_events"] == details["log_events"] >= QUICK.log_events
+    assert details["signing_timed_events"] == QUICK.signature_events
     assert result["append_postgres_per_s"] is None and result["noop_rpc_per_s"] is None
     assert result["append_vs_peer_sqlite"] is None and result["targets"]["append_vs_peer_sqlite"]["met"] is None
     assert isinstance(result["targets"]["replay_events_per_s"]["met"], bool)
