@@ -21,9 +21,10 @@ from rich.text import Text
 
 from shared.auth import issue_token
 from shared.cli.health import probe_health
-from shared.cli.rpc import out_console
+from shared.cli.rpc import fail_invalid, out_console
 from shared.config import Settings
 from shared.discovery import ServiceSpec
+from shared.errors import ValidationError
 from shared.processes import ServiceProcess, stop_processes, write_service_config
 from shared.service_tokens import issue_service_token
 from shared.token_keys import PRIVATE_KEY_SETTING
@@ -59,7 +60,10 @@ def service_config(settings: Settings, base: Mapping[str, Any], spec: ServiceSpe
     config.update(settings.nameko_config())
     if issuer is not None:
         config["CRM_SERVICE_TOKEN"] = issue_service_token(issuer, spec)
-    config.update(settings.signing.nameko_config(spec.name))
+    try:
+        config.update(settings.signing.nameko_config(spec.name))
+    except ValidationError as error:
+        fail_invalid(error)
     config.setdefault("LOGGING", DEFAULT_LOGGING)
     return config
 

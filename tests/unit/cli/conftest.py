@@ -10,8 +10,9 @@ from shared.cli.app import app
 from shared.discovery import installed_services
 
 CRM_KEYS = ("AMQP_URI", "CRM_DATA_DIR", "CRM_MASTER_KEY", "CRM_TOKEN_PUBLIC_KEY", "CRM_TOKEN_PRIVATE_KEY",
-            "CRM_SERVICE_TOKEN", "CRM_TOKEN", "CRM_EXTRA_SERVICES",
-            *(f"CRM_{name.upper()}_DATABASE_URL" for name in installed_services()))
+            "CRM_SERVICE_TOKEN", "CRM_TOKEN", "CRM_EXTRA_SERVICES", "CRM_SERVICE_KEYS",
+            *(f"CRM_{name.upper()}_{setting}" for name in installed_services()
+              for setting in ("DATABASE_URL", "SIGNING_KEY")))
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import stat
 
 import jwt
@@ -14,6 +15,7 @@ from shared.config import load_settings
 from shared.discovery import ServiceSpec, service_spec
 from shared.processes import write_service_config
 from shared.service_tokens import issue_service_token, service_audience
+from shared.signing import EventSigner, public_key_text
 from tests.unit.cli import ISSUER_KEY, MASTER_KEY, PRIVATE_KEY, PUBLIC_KEY
 
 
@@ -89,3 +91,10 @@ def test_a_stable_child_restarts_at_once_and_a_crash_loop_backs_off(tmp_path, mo
     child.started_at = clock[0]
     clock[0] += supervisor.STABLE_AFTER_SECONDS
     assert child.schedule_restart() == supervisor.FIRST_RESTART_SECONDS
+
+
+def test_serve_without_its_signing_key_exits_2_naming_the_setting(invoke):
+    public_keys = json.dumps({"customers": public_key_text(EventSigner.generate("customers").public_key)})
+    result = invoke("serve", "customers", env={"CRM_SERVICE_KEYS": public_keys})
+    assert result.exit_code == 2
+    assert "CRM_CUSTOMERS_SIGNING_KEY: required when CRM_SERVICE_KEYS is set" in result.stderr
