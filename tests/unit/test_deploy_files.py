@@ -14,6 +14,7 @@ import json
 import re
 import shlex
 import tomllib
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,9 +22,12 @@ import jsonschema
 import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nameko.rpc import RPC_QUEUE_TEMPLATE, RPC_REPLY_QUEUE_TEMPLATE
 
+from contracts.catalogue import EVENTS
 from shared.config import load_settings, read_config_file
 from shared.discovery import installed_services
+from shared.signing import new_private_key_text, private_key_from_text, public_key_text
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -154,6 +158,7 @@ def test_each_service_has_its_own_database_and_reaches_the_broker(compose, defin
         env = services[name]["environment"]
         amqp = urlsplit(env["AMQP_URI"])
         assert amqp.hostname == "rabbitmq" and (amqp.port or 5672) == 5672
+        assert amqp.username == f"crm-{name}", "each service reaches the broker as its own user"
         user = next(user for user in definitions["users"] if user["name"] == amqp.username)
         assert _rabbit_hash_matches(user["password_hash"], amqp.password)
         database = urlsplit(env[f"CRM_{name.upper()}_DATABASE_URL"])
@@ -184,7 +189,8 @@ def test_bind_mounts_exist_and_named_volumes_are_declared(compose):
 
 def test_secrets_are_never_written_into_the_compose_file(compose):
     text = (ROOT / "docker-compose.yml").read_text()
-    for key in ("CRM_MASTER_KEY", "CRM_TOKEN_PUBLIC_KEY"):
+    for key in ("CRM_MASTER_KEY", "CRM_TOKEN_PUBLIC_KEY", "CRM_SERVICE_KEYS",
+                *(f"CRM_{name.upper()}_SIGNING_KEY" for name in SERVICES)):
         assert re.search(rf"{key}: \$\{{{key}:-\}}", text), f"{key} must come from the environment"
     for name in SERVICES:
         assert re.search(rf"CRM_SERVICE_TOKEN: \$\{{CRM_{name.upper()}_SERVICE_TOKEN:-\}}", text), name
@@ -234,10 +240,15 @@ def test_definitions_have_the_expected_shape(definitions):
     user = definitions["users"][0]
     assert user["hashing_algorithm"] == "rabbit_password_hashing_sha256"
     assert _rabbit_hash_matches(user["password_hash"], DEV_BROKER_PASSWORD)
+    service_users = {f"crm-{name}" for name in SERVICES}
+    for service_user in definitions["users"][1:]:
+        assert service_user["name"] in service_users and service_user["tags"] == []  # no management access
+        assert _rabbit_hash_matches(service_user["password_hash"], service_user["name"])  # development password
     vhosts = {vhost["name"]: vhost for vhost in definitions["vhosts"]}
     assert vhosts["/"]["default_queue_type"] == "quorum"
     assert vhosts["/"]["metadata"]["default_queue_type"] == "quorum"
-    assert {(p["user"], p["vhost"]) for p in definitions["permissions"]} == {(user["name"], "/")}
+    assert {(p["user"], p["vhost"]) for p in definitions["permissions"]} == \
+        {(user["name"], "/"), *((name, "/") for name in service_users)}
     for item in definitions["queues"] + definitions["exchanges"] + definitions["bindings"] + definitions["policies"]:
         assert item["vhost"] in vhosts
 
@@ -271,6 +282,45 @@ def test_service_queues_are_quorum_queues_that_dead_letter(definitions):
         assert policy is None or "dead-letter-exchange" not in policy["definition"]  # no loop
 
 
+def _permissions(definitions: dict, user: str) -> dict[str, str]:
+    return next(p for p in definitions["permissions"] if p["user"] == user and p["vhost"] == "/")
+
+
+def _names_a_service_uses(name: str) -> dict[str, list[str]]:
+    """The exchanges and queues ``name``'s nameko container declares, publishes to and consumes from."""
+    upstreams = sorted(SERVICES[name].load_class().log.followed_services() - {name})
+    handler_queues = [f"evt-{upstream}-#--{name}.on_upstream_event" for upstream in upstreams]
+    own_queues = [RPC_QUEUE_TEMPLATE.format(name), RPC_REPLY_QUEUE_TEMPLATE.format(name, uuid.uuid4()),
+                  RPC_REPLY_QUEUE_TEMPLATE.format("standalone_rpc_proxy", uuid.uuid4()), *handler_queues]
+    return {"configure": ["nameko-rpc", f"{name}.events", *(f"{upstream}.events" for upstream in upstreams),
+                          *own_queues],
+            "write": ["nameko-rpc", f"{name}.events", *own_queues],  # publish: RPC, replies, its events; bind
+            "read": ["nameko-rpc", *(f"{upstream}.events" for upstream in upstreams), *own_queues]}
+
+
+def test_each_service_user_may_do_what_its_service_does_and_publish_events_only_on_its_own_exchange(definitions):
+    for name in SERVICES:
+        permissions = _permissions(definitions, f"crm-{name}")
+        for kind, resources in _names_a_service_uses(name).items():
+            for resource in resources:
+                assert re.search(permissions[kind], resource), f"crm-{name} may not {kind} {resource}"
+        for other in set(SERVICES) - {name}:
+            for forbidden in (f"{other}.events", RPC_QUEUE_TEMPLATE.format(other), f"evt-{name}-#--{other}.handle"):
+                assert not re.search(permissions["write"], forbidden), f"crm-{name} may write {forbidden}"
+            assert not re.search(permissions["read"], RPC_QUEUE_TEMPLATE.format(other))
+
+
+def test_topic_permissions_let_each_service_publish_event_types_only_on_its_own_exchange(definitions):
+    topics = {(topic["user"], topic["exchange"]): topic for topic in definitions["topic_permissions"]}
+    event_types = sorted({event_type for service_events in EVENTS.values() for event_type in service_events})
+    for name in SERVICES:
+        for exchange_of in SERVICES:
+            topic = topics[(f"crm-{name}", f"{exchange_of}.events")]
+            assert topic["vhost"] == "/" and re.search(topic["read"], "#")
+            published = [event_type for event_type in event_types if re.search(topic["write"], event_type)]
+            assert published == (event_types if exchange_of == name else []), (name, exchange_of)
+
+
 def test_rabbitmq_conf_loads_the_definitions():
     conf = _conf(DEPLOY / "rabbitmq.conf")
     assert conf["definitions.import_backend"] == "local_filesystem"
@@ -282,14 +332,16 @@ def test_rabbitmq_conf_loads_the_definitions():
 
 def test_example_config_loads_through_shared_config(monkeypatch, tmp_path):
     for key in ("AMQP_URI", "CRM_MASTER_KEY", "CRM_TOKEN_PUBLIC_KEY", "CRM_TOKEN_PRIVATE_KEY", "CRM_SERVICE_TOKEN",
-                "CRM_MAX_WORKERS", "CRM_LOG_LEVEL", *(f"CRM_{name.upper()}_DATABASE_URL" for name in SERVICES)):
+                "CRM_MAX_WORKERS", "CRM_LOG_LEVEL", "CRM_SERVICE_KEYS",
+                *(f"CRM_{name.upper()}_{setting}" for name in SERVICES for setting in ("DATABASE_URL", "SIGNING_KEY"))):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("CRM_DATA_DIR", str(tmp_path / "data"))
     config = read_config_file(DEPLOY / "config.yml")
     for key in ("AMQP_URI", "CRM_DATA_DIR", "CRM_MASTER_KEY", "CRM_TOKEN_PUBLIC_KEY", "CRM_SERVICE_TOKEN",
-                *(f"CRM_{name.upper()}_DATABASE_URL" for name in SERVICES)):
+                "CRM_SERVICE_KEYS", *(f"CRM_{name.upper()}_DATABASE_URL" for name in SERVICES)):
         assert key in config, key
     assert "CRM_TOKEN_PRIVATE_KEY" not in config  # the example is a service's config
+    assert not any(key.endswith("_SIGNING_KEY") for key in config)  # a private key belongs to one service
     settings = load_settings(config)
     assert settings.amqp_uri == "amqp://guest:guest@127.0.0.1:5672/"
     assert settings.data_dir == tmp_path / "data"
@@ -308,7 +360,13 @@ def test_example_config_takes_values_from_the_environment(monkeypatch, tmp_path)
     monkeypatch.setenv("CRM_TOKEN_PUBLIC_KEY", public_key)
     monkeypatch.setenv("CRM_SERVICE_TOKEN", "header.claims.signature")
     monkeypatch.setenv("CRM_CUSTOMERS_DATABASE_URL", "postgresql://crm@db:5432/customers")
+    signing_key = new_private_key_text()
+    signing_public_key = public_key_text(private_key_from_text(signing_key).public_key())
+    monkeypatch.setenv("CRM_SERVICE_KEYS", json.dumps({"customers": signing_public_key,
+                                                       "complaints": signing_public_key}))
+    monkeypatch.setenv("CRM_CUSTOMERS_SIGNING_KEY", signing_key)
     settings = load_settings(read_config_file(DEPLOY / "config.yml"))
+    assert public_key_text(settings.signing.signer("customers").public_key) == signing_public_key
     assert settings.amqp_uri == "amqp://crm:crm@rabbit:5672/"
     assert settings.master_key == b"k" * 32
     assert settings.nameko_config()["CRM_TOKEN_PUBLIC_KEY"] == public_key
