@@ -108,6 +108,8 @@ def _describe_layout(console, supervisor: Supervisor, settings: Settings, base_c
     table.add_row("configs", str(supervisor.run_dir / "<service>.yml"))
     if check_secrets(base_config, settings.data_dir).status == "note":
         table.add_row("secrets", f"{settings.data_dir / 'secrets.json'} (generated for development)")
+    if settings.signing.public_keys is None:
+        table.add_row("signing keys", f"{settings.data_dir / 'signing'} (generated for development)")
     console.print(table)
 
 

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+import yaml
 from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
@@ -253,6 +255,11 @@ def test_crm_up_runs_every_registered_service(tmp_path, broker_uri, crm_up_proce
         own = jwt.decode(service_file["CRM_SERVICE_TOKEN"], options={"verify_signature": False})
         assert (own["sub"], own["role"], own["aud"]) == (name, "service", service_audience(services[name]))
         assert (tmp_path / "data" / "logs" / f"{name}.log").exists()
+        # each service gets its own generated signing key, and everyone's public keys
+        assert stat.S_IMODE((tmp_path / "data" / "signing" / f"{name}.key").stat().st_mode) == 0o600
+        config = yaml.safe_load((tmp_path / "data" / "run" / f"{name}.yml").read_text())
+        assert [key for key in config if key.endswith("_SIGNING_KEY")] == [f"CRM_{name.upper()}_SIGNING_KEY"]
+        assert set(config["CRM_SERVICE_KEYS"]) >= set(services)
 
     assert stop_crm_up(crm_up, log) == 0
     for pid in children:
