@@ -6,8 +6,8 @@ Two kinds of figures:
   ``worker_setup`` and ``worker_result``): calls and errors by method, and
   a latency histogram;
 * **state**, read from ``EventLog.health()`` each time Prometheus scrapes:
-  log head, relay backlog, dead letters, and each consumer's position, lag
-  and stalled events. Reading at scrape time keeps the hot path free of
+  log head, relay backlog, dead letters, and each consumer's position, lag,
+  stalled events and events refused as not genuine. Reading at scrape time keeps the hot path free of
   bookkeeping and the figures exactly what ``crm health`` shows.
 
 ``CRM_METRICS_PORT`` (config or environment) turns it on; each replica of a
@@ -122,10 +122,15 @@ class _LogState(Collector):
                                 labels=["service", "consumer"])
         stalled = GaugeMetricFamily("crm_consumer_stalled", "1 while a consumer retries an event it may not park",
                                     labels=labels)
+        refused = GaugeMetricFamily("crm_consumer_refused_events",
+                                    "Upstream events a consumer refused as not genuine since the service started",
+                                    labels=labels)
         for kind in ("projections", "reactions"):
             for consumer, view in health.get(kind, {}).items():
                 lag.add_metric([self.service, consumer], view["lag"])
                 for upstream, applied in view["positions"].items():
                     position.add_metric([self.service, consumer, upstream], applied)
                     stalled.add_metric([self.service, consumer, upstream], 1 if upstream in view["stalled"] else 0)
-        yield from (position, lag, stalled)
+                    refused.add_metric([self.service, consumer, upstream],
+                                       view["refused"].get(upstream, {}).get("count", 0))
+        yield from (position, lag, stalled, refused)

@@ -49,6 +49,7 @@ def test_calls_errors_latency_and_log_state_are_exposed(tmp_path, database_url, 
     assert value(samples, "crm_dead_letters") == 0
     assert value(samples, "crm_consumer_position", consumer="customers.directory", upstream="customers") == 3
     assert value(samples, "crm_consumer_stalled", consumer="data-keys.erasure", upstream="customers") == 0
+    assert value(samples, "crm_consumer_refused_events", consumer="data-keys.erasure", upstream="customers") == 0
 
 
 def test_the_metrics_port_is_validated_naming_the_setting():
