@@ -28,10 +28,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from marshmallow import Schema, ValidationError as SchemaError, fields, validate
 
 from shared.discovery import installed_services
+from shared.ed25519_text import new_key_pair
 from shared.errors import ValidationError
 from shared.signing_keys import SigningKeys, load_signing_keys
-from shared.token_keys import (PRIVATE_KEY_SETTING, PUBLIC_KEY_SETTING, new_key_pair, private_key, public_keys,
-                               public_keys_text)
+from shared.token_keys import PRIVATE_KEY_SETTING, PUBLIC_KEY_SETTING, private_key, public_keys, public_keys_text
 
 DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"
 _ENV_PATTERN = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::(?P<default>[^}]*))?\}")

@@ -8,60 +8,23 @@ content, the signature proves that the producer computed that hash.
 
 What is signed is ``SIGNED_PREFIX`` followed by the hash's 32 bytes, so a
 key that one day signs something else (a checkpoint) cannot be made to
-vouch for an event by accident. Keys and signatures are base64 text: a key
-is its 32 raw bytes (for a private key, its seed), a signature its 64 bytes.
+vouch for an event by accident. A signature is base64 text of its 64 bytes;
+keys are text as ``shared.ed25519_text`` reads and writes them.
 """
 
 from __future__ import annotations
 
-import binascii
 import itertools
 from typing import Iterable, Mapping, Sequence
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
+from shared.ed25519_text import base64_text, raw_bytes
 from shared.eventstore.envelope import Envelope, content_hash
 
 SIGNED_PREFIX = b"carecrm event hash v1\x00"
-KEY_BYTES = 32
 SIGNATURE_BYTES = 64
-
-
-def _decode(text: str, length: int, what: str) -> bytes:
-    """Base64 ``text`` of exactly ``length`` bytes, else ``ValueError`` saying what it must be."""
-    try:
-        raw = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
-    except (binascii.Error, UnicodeEncodeError, AttributeError):
-        raw = b""
-    if len(raw) != length:
-        raise ValueError(f"must be {what}: {length} bytes, base64")
-    return raw
-
-
-def _encode(raw: bytes) -> str:
-    return binascii.b2a_base64(raw, newline=False).decode("ascii")
-
-
-def private_key_from_text(text: str) -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.from_private_bytes(_decode(text, KEY_BYTES, "an Ed25519 private key"))
-
-
-def public_key_from_text(text: str) -> Ed25519PublicKey:
-    return Ed25519PublicKey.from_public_bytes(_decode(text, KEY_BYTES, "an Ed25519 public key"))
-
-
-def private_key_text(key: Ed25519PrivateKey) -> str:
-    return _encode(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()))
-
-
-def public_key_text(key: Ed25519PublicKey) -> str:
-    return _encode(key.public_bytes(Encoding.Raw, PublicFormat.Raw))
-
-
-def new_private_key_text() -> str:
-    return private_key_text(Ed25519PrivateKey.generate())
 
 
 class EventSigner:
@@ -79,7 +42,7 @@ class EventSigner:
 
     def sign(self, event_hash: str) -> str:
         """The base64 signature of the hex ``event_hash``."""
-        return _encode(self._sign(SIGNED_PREFIX + bytes.fromhex(event_hash)))
+        return base64_text(self._sign(SIGNED_PREFIX + bytes.fromhex(event_hash)))
 
 
 class ServiceKeys:
@@ -99,7 +62,7 @@ class ServiceKeys:
     def signed_by(self, service: str, event_hash: str, signature: str | None) -> bool:
         """Whether one of ``service``'s keys signed ``event_hash`` (False for no or malformed signature)."""
         try:
-            raw = _decode(signature, SIGNATURE_BYTES, "a signature")
+            raw = raw_bytes(signature, SIGNATURE_BYTES)
             message = SIGNED_PREFIX + bytes.fromhex(event_hash)
         except (ValueError, TypeError):
             return False

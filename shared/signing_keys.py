@@ -1,8 +1,9 @@
 """Settings for event signing: each service's private key and every service's public keys.
 
-* ``CRM_<SERVICE>_SIGNING_KEY``: the service's own Ed25519 private key,
-  base64 of its 32-byte seed. Only that service's config should hold it.
-* ``CRM_SERVICE_KEYS``: every service's public key, base64 of 32 bytes, as
+* ``CRM_<SERVICE>_SIGNING_KEY``: the service's own Ed25519 private key
+  (``shared.ed25519_text``: PEM, or the raw 32 bytes in base64). Only that
+  service's config should hold it.
+* ``CRM_SERVICE_KEYS``: every service's public key, in the same forms, as
   a mapping ``service: key`` or ``service: [key, ...]`` (the current key
   and earlier ones while a key is rotated). In a nameko config it is a
   mapping; in the environment, its JSON. The same on every service.
@@ -27,8 +28,9 @@ from typing import Any, Mapping
 from contracts.envelope import SERVICE_NAME
 from shared.discovery import discovered_services
 from shared.errors import ValidationError
-from shared.signing import (EventSigner, ServiceKeys, new_private_key_text, private_key_from_text,
-                            public_key_from_text, public_key_text)
+from shared.ed25519_text import (KEY_FORMAT, new_private_key_text, private_key_from_text, public_key_from_text,
+                                 public_key_text)
+from shared.signing import EventSigner, ServiceKeys
 
 SERVICE_KEYS = "CRM_SERVICE_KEYS"
 _SIGNING_KEY = re.compile(r"^CRM_(?P<service>[A-Z][A-Z0-9_]*)_SIGNING_KEY$")
@@ -51,7 +53,7 @@ class SigningKeys:
     def signer(self, service: str) -> EventSigner:
         """``service``'s signer; a key whose public half is not listed for ``service`` is refused."""
         signer = EventSigner(service, private_key_from_text(self._private_text(service)))
-        if public_key_text(signer.public_key) not in self.public_texts().get(service, ()):
+        if signer.public_key not in self.service_keys().accepted(service):
             raise ValidationError({signing_key_setting(service): [
                 f"its public key is not listed for {service} in {SERVICE_KEYS}; add it there, on every service"]})
         return signer
@@ -81,7 +83,7 @@ class SigningKeys:
         if self.public_keys is not None:
             raise ValidationError({signing_key_setting(service): [
                 f"required when {SERVICE_KEYS} is set: the {service} service's Ed25519 private key, "
-                "32 bytes, base64"]})
+                f"{KEY_FORMAT}"]})
         return dev_signing_key(self.data_dir, service)
 
 

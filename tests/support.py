@@ -25,7 +25,8 @@ from shared.auth import issue_token
 from shared.cli.checks import check_broker
 from shared.cli.rpc import redact
 from shared.discovery import installed_services
-from shared.signing import EventSigner, new_private_key_text, private_key_from_text, public_key_text
+from shared.ed25519_text import new_private_key_text, private_key_from_text, public_key_text
+from shared.signing import EventSigner
 from shared.signing_keys import SERVICE_KEYS, signing_key_setting
 from shared.token_keys import PUBLIC_KEY_SETTING, public_keys_text
 

@@ -37,7 +37,8 @@ from shared.eventstore.store import Appended, CommandRecord, CommandRepeated, Ev
 from shared.eventstore.tables import events
 from shared.eventstore.upcasting import Upcasters
 from shared.migrations import upgrade
-from shared.signing import EventSigner, private_key_from_text
+from shared.ed25519_text import private_key_from_text
+from shared.signing import EventSigner
 from tests.support import signer, signing_key, wait_for
 
 SERVICE = "customers"

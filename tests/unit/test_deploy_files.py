@@ -27,7 +27,7 @@ from nameko.rpc import RPC_QUEUE_TEMPLATE, RPC_REPLY_QUEUE_TEMPLATE
 from contracts.catalogue import EVENTS
 from shared.config import load_settings, read_config_file
 from shared.discovery import installed_services
-from shared.signing import new_private_key_text, private_key_from_text, public_key_text
+from shared.ed25519_text import new_private_key_text, private_key_from_text, public_key_text
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

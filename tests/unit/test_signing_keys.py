@@ -7,10 +7,12 @@ import json
 import stat
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from shared.config import load_settings
 from shared.errors import ValidationError
-from shared.signing import EventSigner, new_private_key_text, private_key_from_text, public_key_text
+from shared.ed25519_text import new_private_key_text, private_key_from_text, public_key_text
+from shared.signing import EventSigner
 from shared.signing_keys import SERVICE_KEYS, dev_signing_key
 
 SECRETS = {"CRM_MASTER_KEY": base64.b64encode(b"m" * 32).decode()}
@@ -68,6 +70,14 @@ def test_configured_keys_sign_and_check_without_touching_the_data_dir(tmp_path):
     assert not (tmp_path / "signing").exists()
 
 
+def test_a_public_key_listed_as_pem_matches_its_private_key_given_raw(tmp_path):
+    pem = private_key_from_text(CUSTOMERS_KEY).public_key().public_bytes(Encoding.PEM,
+                                                                          PublicFormat.SubjectPublicKeyInfo)
+    keys = signing(tmp_path, environ={SERVICE_KEYS: json.dumps({"customers": pem.decode()})},
+                   CRM_CUSTOMERS_SIGNING_KEY=CUSTOMERS_KEY)
+    assert public_key_text(keys.signer("customers").public_key) == public(CUSTOMERS_KEY)
+
+
 def test_with_public_keys_configured_a_service_must_have_its_own_private_key(tmp_path):
     with pytest.raises(ValidationError) as error:
         production(tmp_path, CRM_CUSTOMERS_SIGNING_KEY=CUSTOMERS_KEY).signer("complaints")
@@ -81,7 +91,7 @@ def test_a_private_key_whose_public_key_is_not_listed_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("settings, field, message", [
-    ({"CRM_CUSTOMERS_SIGNING_KEY": "c2hvcnQ="}, "CRM_CUSTOMERS_SIGNING_KEY", "32 bytes, base64"),
+    ({"CRM_CUSTOMERS_SIGNING_KEY": "c2hvcnQ="}, "CRM_CUSTOMERS_SIGNING_KEY", "raw 32 bytes in base64"),
     ({SERVICE_KEYS: "{not json"}, SERVICE_KEYS, "not valid JSON"),
     ({SERVICE_KEYS: ["customers"]}, SERVICE_KEYS, "must map each service"),
     ({SERVICE_KEYS: {"Customers!": "x"}}, SERVICE_KEYS, "'Customers!' is not a service name"),

@@ -15,7 +15,8 @@ from shared.config import load_settings
 from shared.discovery import ServiceSpec, service_spec
 from shared.processes import write_service_config
 from shared.service_tokens import issue_service_token, service_audience
-from shared.signing import EventSigner, public_key_text
+from shared.ed25519_text import public_key_text
+from shared.signing import EventSigner
 from tests.unit.cli import ISSUER_KEY, MASTER_KEY, PRIVATE_KEY, PUBLIC_KEY
 
 
