@@ -1,8 +1,9 @@
 """Settings from env vars and a nameko ``config.yml``, validated by a schema.
 
 The same flat keys serve everywhere (``AMQP_URI``, ``CRM_DATA_DIR``,
-``CRM_<SERVICE>_DATABASE_URL``, ``CRM_MASTER_KEY``, ``CRM_TOKEN_PUBLIC_KEY``,
-``CRM_SERVICE_TOKEN``, and the event signing keys of ``shared.signing_keys``):
+``CRM_<SERVICE>_DATABASE_URL``, ``CRM_<SERVICE>_OWNER_DATABASE_URL``,
+``CRM_MASTER_KEY``, ``CRM_TOKEN_PUBLIC_KEY``, ``CRM_SERVICE_TOKEN``, and the
+event signing keys of ``shared.signing_keys``):
 a value in the nameko config wins over the environment, which wins over
 defaults. Secrets missing from both are generated once into the data dir, so
 a developer never needs to invent one and none is ever committed. The token
@@ -22,6 +23,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
 
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -56,6 +58,7 @@ class Settings:
     data_dir: Path
     master_key: bytes
     database_urls: Mapping[str, str]
+    owner_database_urls: Mapping[str, str]
     token_public_keys: tuple[Ed25519PublicKey, ...]
     signing: SigningKeys  # event signing keys (shared/signing_keys.py)
     token_private_key: Ed25519PrivateKey | None = field(default=None, compare=False, repr=False)
@@ -64,6 +67,10 @@ class Settings:
     def database_url(self, service: str) -> str:
         """The store of ``service``: configured URL, else an SQLite file in the data dir."""
         return self.database_urls.get(service) or f"sqlite:///{self.data_dir / (service + '.db')}"
+
+    def owner_database_url(self, service: str) -> str | None:
+        """The same PostgreSQL database as the role that owns it: only ``crm migrate`` connects so."""
+        return self.owner_database_urls.get(service)
 
     def nameko_config(self) -> dict[str, Any]:
         """A nameko container config carrying these settings (never the issuer's private key)."""
@@ -117,6 +124,7 @@ def load_settings(config: Mapping[str, Any] | None = None,
         return config.get(key) or environ.get(key) or default
 
     urls = {service: pick(f"CRM_{service.upper()}_DATABASE_URL") for service in installed_services()}
+    owner_urls = {service: pick(owner_url_key(service)) for service in installed_services()}
     raw = {
         "AMQP_URI": pick("AMQP_URI", DEFAULT_AMQP_URI),
         "CRM_DATA_DIR": pick("CRM_DATA_DIR", str(Path.cwd() / ".crm-data")),
@@ -130,6 +138,8 @@ def load_settings(config: Mapping[str, Any] | None = None,
         valid = _SettingsSchema().load(raw)
     except SchemaError as error:
         raise ValidationError(error.messages) from error
+    owner_database_urls = _owner_database_urls({name: url for name, url in owner_urls.items() if url},
+                                               valid["CRM_DATABASE_URLS"])
     data_dir = Path(valid["CRM_DATA_DIR"]).expanduser()
     dev_secrets = functools.cache(lambda: _dev_secrets(data_dir))
     public, private = _token_keys(valid[PUBLIC_KEY_SETTING], valid[PRIVATE_KEY_SETTING], issuer, dev_secrets)
@@ -138,6 +148,7 @@ def load_settings(config: Mapping[str, Any] | None = None,
         data_dir=data_dir,
         master_key=_key_bytes(valid["CRM_MASTER_KEY"] or dev_secrets()["master_key"], "CRM_MASTER_KEY", 32),
         database_urls=valid["CRM_DATABASE_URLS"],
+        owner_database_urls=owner_database_urls,
         token_public_keys=public,
         signing=load_signing_keys(config, environ, data_dir),
         token_private_key=private,
@@ -209,3 +220,43 @@ def _dev_secrets(data_dir: Path) -> dict[str, str]:
     finally:
         Path(temporary).unlink(missing_ok=True)
     return json.loads(path.read_text())
+
+
+def owner_url_key(service: str) -> str:
+    """The setting holding the URL of ``service``'s database as the role that owns it."""
+    return f"CRM_{service.upper()}_OWNER_DATABASE_URL"
+
+
+def is_owner_url_key(key: str) -> bool:
+    """Whether ``key`` is an owner URL setting: a service process is never given one."""
+    return key.startswith("CRM_") and key.endswith("_OWNER_DATABASE_URL")
+
+
+def _owner_database_urls(owner_urls: Mapping[str, str], database_urls: Mapping[str, str]) -> dict[str, str]:
+    """Owner URLs, each of the PostgreSQL database its service connects to as a role of its own.
+
+    The owner migrates the database and grants that role its rights, so
+    both URLs must name one database, and the service's must name the role.
+    """
+    problems: dict[str, list[str]] = {}
+    for service, owner_url in owner_urls.items():
+        service_key = f"CRM_{service.upper()}_DATABASE_URL"
+        service_url = database_urls.get(service, "")
+        if not owner_url.startswith("postgresql"):
+            problem = "must be a postgresql:// URL (SQLite has no roles: a service migrates its own file)"
+        elif not service_url.startswith("postgresql") or _database_of(owner_url) != _database_of(service_url):
+            problem = f"must name the same PostgreSQL database as {service_key}, as the role that owns it"
+        elif not urlsplit(service_url).username:
+            problem = f"needs the service's role named in {service_key} (postgresql://ROLE@host/database)"
+        else:
+            continue
+        problems[owner_url_key(service)] = [problem]
+    if problems:
+        raise ValidationError(problems)
+    return dict(owner_urls)
+
+
+def _database_of(url: str) -> tuple[str | None, int, str]:
+    """Host, port and database name of a PostgreSQL URL."""
+    parts = urlsplit(url)
+    return parts.hostname, parts.port or 5432, parts.path.lstrip("/")

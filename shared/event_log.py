@@ -26,7 +26,7 @@ from shared.eventstore.envelope import CommandContext, NewEvent
 from shared.eventstore.store import Appended, EventStore
 from shared.eventstore.upcasting import Upcasters
 from shared.leases import Lease, owner_id
-from shared.migrations import upgrade
+from shared.migrations import History, migrate_or_check
 from shared.consumer_runner import ConsumerRunner
 from shared.consumers import Consumer
 from shared.relay import Relay
@@ -69,6 +69,10 @@ class EventLog(DependencyProvider):
         self.fetch_upstream: UpstreamEvents | None = None
         self._wakeup = threading.Event()
 
+    def history(self, service: str) -> History | None:
+        """The migration history of the service's own tables (its read models), if it has any."""
+        return None if self._migrations is None else History(self._migrations, f"alembic_version_{service}")
+
     def followed_services(self) -> set[str]:
         """Every service whose events a consumer of this log applies (its own included)."""
         return {upstream for consumer in self.consumer_classes for upstream in consumer.upstreams}
@@ -85,8 +89,13 @@ class EventLog(DependencyProvider):
         self.service_keys = self.settings.signing.service_keys()
         self.store = EventStore.open(self.settings.database_url(service), self.settings.signing.signer(service),
                                      self._upcasters, self.service_keys)
-        if self._migrations is not None:
-            upgrade(self.store.engine, self._migrations, f"alembic_version_{service}")
+        own = self.history(service)
+        if own is not None:
+            try:
+                migrate_or_check(self.store.engine, own, service)
+            except BaseException:
+                self.store.close()
+                raise
         self.keys = KeyRing(self.store.engine, self.settings.master_key)
         self.fetch_upstream = UpstreamEvents(self.settings)
         check = EventCheck(self.service_keys, own_service=service)

@@ -24,6 +24,7 @@ from shared.cli import log_ops, rpc  # noqa: E402
 from shared.cli.contracts_export import contracts_app  # noqa: E402
 from shared.cli.doctor import doctor  # noqa: E402
 from shared.cli.health import health  # noqa: E402
+from shared.cli.migrate import migrate  # noqa: E402
 from shared.cli.running import serve, up  # noqa: E402
 from shared.cli.tokens import token  # noqa: E402
 from shared.discovery import ServiceSpec, installed_services  # noqa: E402
@@ -88,6 +89,7 @@ def _mount_unavailable(root_app: typer.Typer, spec: ServiceSpec, problem: str) -
 
 app.command("up")(up)
 app.command("serve")(serve)
+app.command("migrate")(migrate)
 app.command("health")(health)
 app.command("doctor")(doctor)
 app.command("token")(token)

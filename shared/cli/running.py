@@ -2,7 +2,8 @@
 
 ``crm up`` is the developer's whole system in one command: every discovered
 service as its own ``python -m nameko run`` process, against the local
-RabbitMQ, with SQLite stores under the data dir. It waits until each one
+RabbitMQ, with SQLite stores under the data dir (a service with an owner
+database URL is migrated by its owner first). It waits until each one
 answers ``health()`` over RPC, then supervises them: a crashed service is
 restarted (with backoff), Ctrl-C or SIGTERM stops them all cleanly.
 ``crm serve`` runs one service in the foreground, for containers and
@@ -24,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shared.cli.checks import check_broker, check_secrets
+from shared.cli.migrate import migrate_owned
 from shared.cli.rpc import cli_settings, fail, issuer_key, out_console, redact, user_config
 from shared.cli.service_choice import chosen_services
 from shared.cli.supervisor import StopRequested, Supervisor, service_config
@@ -71,6 +73,7 @@ def up(
         fail(f"{broker.detail}. {broker.fix}")
     console = out_console()
     lock = _lock_data_dir(settings.data_dir / "run")
+    migrate_owned(settings, chosen.values())
     stop = StopRequested()
     previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
     supervisor = Supervisor(chosen, settings, base_config, issuer, stop, console.print, metrics_port)

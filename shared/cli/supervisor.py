@@ -22,7 +22,7 @@ from rich.text import Text
 from shared.auth import issue_token
 from shared.cli.health import probe_health
 from shared.cli.rpc import fail_invalid, out_console
-from shared.config import Settings
+from shared.config import Settings, is_owner_url_key
 from shared.discovery import ServiceSpec
 from shared.errors import ValidationError
 from shared.processes import ServiceProcess, stop_processes, write_service_config
@@ -52,11 +52,13 @@ def service_config(settings: Settings, base: Mapping[str, Any], spec: ServiceSpe
                    issuer: Ed25519PrivateKey | None) -> dict[str, Any]:
     """The nameko container config of ``spec``'s service: the user's config file overlaid with the settings.
 
-    The issuer's private key never goes in. The service's own token does:
+    The issuer's private key never goes in, nor an owner URL (only ``crm
+    migrate`` connects as a database's owner). The service's own token does:
     issued with ``issuer`` when given, else the one the settings hold. So do
     its own event signing key and every service's public keys.
     """
-    config = {key: value for key, value in base.items() if value is not None and key != PRIVATE_KEY_SETTING}
+    config = {key: value for key, value in base.items()
+              if value is not None and key != PRIVATE_KEY_SETTING and not is_owner_url_key(key)}
     config.update(settings.nameko_config())
     if issuer is not None:
         config["CRM_SERVICE_TOKEN"] = issue_service_token(issuer, spec)

@@ -17,22 +17,35 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import PoolProxiedConnection
 
-from shared.migrations import upgrade
+from shared.migrations import History, migrate_or_check
 
-STORE_MIGRATIONS = Path(__file__).parent / "migrations"
+STORE_HISTORY = History(Path(__file__).parent / "migrations", "alembic_version_store")
 IMMEDIATE = "crm_immediate"
 
 
-def create_store_engine(url: str) -> Engine:
-    """An engine for ``url`` with the store's schema migrated to head."""
-    if url.startswith("sqlite"):
-        engine = _sqlite_engine(url)
-    elif url.startswith("postgresql"):
-        engine = _postgres_engine(url)
-    else:
-        raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
-    upgrade(engine, STORE_MIGRATIONS, "alembic_version_store")
+def create_store_engine(url: str, service: str | None = None) -> Engine:
+    """An engine for ``url`` with the store's schema at head.
+
+    A role that may migrate brings it there; one that may not (a service's
+    restricted PostgreSQL role) gets ``SchemaNotMigrated`` naming the
+    ``crm migrate`` command for ``service`` unless the owner already has.
+    """
+    engine = database_engine(url)
+    try:
+        migrate_or_check(engine, STORE_HISTORY, service)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
+
+
+def database_engine(url: str) -> Engine:
+    """An engine for ``url`` configured as the store needs it, the schema left as it is."""
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    if url.startswith("postgresql"):
+        return _postgres_engine(url)
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
 
 
 def write_transaction(engine: Engine) -> Connection:

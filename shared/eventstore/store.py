@@ -106,7 +106,7 @@ class EventStore:
     @classmethod
     def open(cls, url: str, signer: EventSigner, upcasters: Upcasters | None = None,
              service_keys: ServiceKeys | None = None) -> "EventStore":
-        store = cls(create_store_engine(url), signer, upcasters, service_keys)
+        store = cls(create_store_engine(url, signer.service), signer, upcasters, service_keys)
         store._owns_engine = True
         return store
 

@@ -147,3 +147,33 @@ def test_unreadable_or_non_mapping_config_is_a_validation_error(tmp_path):
         read_config_file(tmp_path / "list.yml")
     with pytest.raises(ValidationError, match="cannot read"):
         read_config_file(tmp_path / "missing.yml")
+
+
+def test_an_owner_url_is_kept_apart_from_the_service_url(tmp_path):
+    settings = load_settings({"CRM_DATA_DIR": str(tmp_path), "CRM_TOKEN_PUBLIC_KEY": PUBLIC_KEY, "CRM_MASTER_KEY": KEY,
+                              "CRM_CUSTOMERS_DATABASE_URL": "postgresql://crm_customers:pw@db/customers",
+                              "CRM_CUSTOMERS_OWNER_DATABASE_URL": "postgresql://crm_owner:pw@db:5432/customers"},
+                             environ={})
+    assert settings.database_url("customers") == "postgresql://crm_customers:pw@db/customers"
+    assert settings.owner_database_url("customers") == "postgresql://crm_owner:pw@db:5432/customers"
+    assert settings.owner_database_url("complaints") is None
+    assert "CRM_CUSTOMERS_OWNER_DATABASE_URL" not in settings.nameko_config()  # services never get it
+
+
+@pytest.mark.parametrize("service_url, owner_url, problem", [
+    ("postgresql://crm_customers@db/customers", "sqlite:///owner.db", "must be a postgresql:// URL"),
+    (None, "postgresql://crm_owner@db/customers", "same PostgreSQL database as CRM_CUSTOMERS_DATABASE_URL"),
+    ("postgresql://crm_customers@db/customers", "postgresql://crm_owner@db/complaints", "same PostgreSQL database"),
+    ("postgresql://crm_customers@db/customers", "postgresql://crm_owner@other/customers", "same PostgreSQL database"),
+    ("postgresql://crm_customers@db/customers", "postgresql://crm_owner@db:5433/customers", "same PostgreSQL"),
+    ("postgresql://db/customers", "postgresql://crm_owner@db/customers", "needs the service's role named"),
+])
+def test_an_owner_url_that_does_not_fit_its_service_url_names_the_field(tmp_path, service_url, owner_url, problem):
+    config = {"CRM_DATA_DIR": str(tmp_path), "CRM_TOKEN_PUBLIC_KEY": PUBLIC_KEY, "CRM_MASTER_KEY": KEY,
+              "CRM_CUSTOMERS_OWNER_DATABASE_URL": owner_url}
+    if service_url is not None:
+        config["CRM_CUSTOMERS_DATABASE_URL"] = service_url
+    with pytest.raises(ValidationError) as error:
+        load_settings(config, environ={})
+    [message] = error.value.fields["CRM_CUSTOMERS_OWNER_DATABASE_URL"]
+    assert problem in message

@@ -75,6 +75,15 @@ def test_crm_serve_without_the_issuer_key_passes_on_the_configured_service_token
     assert service_config(settings, {}, service_spec("customers"), None)["CRM_SERVICE_TOKEN"] == "a.b.c"
 
 
+def test_a_service_config_leaves_the_owner_url_out(tmp_path):
+    base = {"CRM_DATA_DIR": str(tmp_path), "CRM_TOKEN_PUBLIC_KEY": PUBLIC_KEY, "CRM_MASTER_KEY": MASTER_KEY,
+            "CRM_CUSTOMERS_DATABASE_URL": "postgresql://crm_customers@h/customers",
+            "CRM_CUSTOMERS_OWNER_DATABASE_URL": "postgresql://crm_owner@h/customers"}
+    config = service_config(load_settings(base, environ={}), base, service_spec("customers"), None)
+    assert config["CRM_CUSTOMERS_DATABASE_URL"] == "postgresql://crm_customers@h/customers"
+    assert not [key for key in config if "OWNER" in key]
+
+
 def test_a_stable_child_restarts_at_once_and_a_crash_loop_backs_off(tmp_path, monkeypatch):
     child = SupervisedProcess("probe", "m:C", tmp_path / "c.yml", tmp_path / "c.log")
     clock = [1000.0]
