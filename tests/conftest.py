@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from tests.support import private_vhost
+from tests.postgres_roles import create_roles, drop_roles
+from tests.support import admin_cursor, private_vhost
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +21,17 @@ def amqp_uri():
     """
     with private_vhost(f"crm-test-{uuid.uuid4().hex[:12]}") as uri:
         yield uri
+
+
+@pytest.fixture(scope="session")
+def postgres_roles():
+    """The session's owner and service roles (tests/postgres_roles.py), made when a test first needs them.
+
+    Every PostgreSQL database of the session belongs to them, so they are
+    dropped at its end, after the databases.
+    """
+    with admin_cursor() as cursor:
+        create_roles(cursor)
+    yield
+    with admin_cursor() as cursor:
+        drop_roles(cursor)

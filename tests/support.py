@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import psycopg2
 import pytest
 import requests
 
@@ -24,14 +25,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from shared.auth import issue_token
 from shared.cli.checks import check_broker
 from shared.cli.rpc import redact
+from shared.config import load_settings, owner_url_key
 from shared.discovery import installed_services
 from shared.ed25519_text import new_private_key_text, private_key_from_text, public_key_text
 from shared.signing import EventSigner
 from shared.signing_keys import SERVICE_KEYS, signing_key_setting
+from shared.service_migration import migrate_service
 from shared.token_keys import PUBLIC_KEY_SETTING, public_keys_text
+from tests.postgres_roles import owner_url
 
 AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 MANAGEMENT_URL = os.environ.get("CRM_TEST_RABBIT_MANAGEMENT", "http://127.0.0.1:15672")
+POSTGRES_ADMIN_URL = os.environ.get("CRM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 ISSUER_KEY = Ed25519PrivateKey.generate()  # the token issuer's key pair, one per test session
 MASTER_KEY = secrets.token_bytes(32)
 PROBE_TIMEOUT_SECONDS = 3.0
@@ -60,7 +65,22 @@ def postgres_unreachable(url: str, error: Exception) -> str:
     """The one line a test fails with when the PostgreSQL server at ``url`` refuses: what, and how to fix it."""
     return (f"PostgreSQL is not reachable at {redact(url)} ({' '.join(str(error).split())}): start it with "
             f"`pg_ctlcluster <version> main start` (or `docker compose up -d postgres`), or set "
-            f"CRM_TEST_POSTGRES_URL to a server where the tests may create databases")
+            f"CRM_TEST_POSTGRES_URL to a server where the tests may create databases and roles")
+
+
+@contextlib.contextmanager
+def admin_cursor() -> Iterator[Any]:
+    """A cursor in autocommit as the administrator of ``CRM_TEST_POSTGRES_URL``; no server fails the test in one line."""
+    try:
+        admin = psycopg2.connect(POSTGRES_ADMIN_URL, connect_timeout=5)
+    except psycopg2.OperationalError as error:
+        pytest.fail(postgres_unreachable(POSTGRES_ADMIN_URL, error), pytrace=False)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            yield cursor
+    finally:
+        admin.close()
 
 
 @contextlib.contextmanager
@@ -90,7 +110,8 @@ def service_config(data_dir: Path, amqp_uri: str = AMQP_URI, **database_urls: st
 
     The installed services and those given a database each get their own
     private key and everyone's public keys, so services started with this
-    config check each other's events as in production.
+    config check each other's events as in production. A PostgreSQL
+    database comes with its owner's URL, which ``running`` migrates it with.
     """
     config = {"AMQP_URI": amqp_uri, "CRM_DATA_DIR": str(data_dir),
               "CRM_MASTER_KEY": base64.b64encode(MASTER_KEY).decode(),
@@ -98,6 +119,8 @@ def service_config(data_dir: Path, amqp_uri: str = AMQP_URI, **database_urls: st
               "CRM_SERVICE_TOKEN": token("service", "test-services")}
     for service, url in database_urls.items():
         config[f"CRM_{service.upper()}_DATABASE_URL"] = url
+        if owner_url(url) != url:
+            config[owner_url_key(service)] = owner_url(url)
     services = sorted({*installed_services(), *database_urls})
     config[SERVICE_KEYS] = {service: public_key_text(signer(service).public_key) for service in services}
     config.update({signing_key_setting(service): signing_key(service) for service in services})
@@ -123,6 +146,10 @@ def token(role: str, actor: str = "tester", ttl_seconds: int = 3600) -> str:
 
 @contextlib.contextmanager
 def running(service_cls: type, config: dict[str, Any]) -> Iterator[ServiceContainer]:
+    """The service started, its database first migrated by the owner where the config names one (as `crm up`)."""
+    settings = load_settings(config)
+    if settings.owner_database_url(service_cls.name):
+        migrate_service(settings, service_cls.name, service_cls)
     container = ServiceContainer(service_cls, config)
     container.start()
     try:

@@ -23,6 +23,7 @@ from services.complaints.service import ComplaintsService
 from services.complaints.sweep import SLA_TIMER_LEASE
 from services.customers.service import CustomersService
 from shared.clock import Clock
+from shared.config import owner_url_key
 from shared.consumers import as_envelope
 from shared.eventstore.envelope import content_hash, utc_now_iso
 from shared.signing import EventSigner
@@ -203,7 +204,8 @@ def test_filing_for_an_unknown_or_erased_customer_is_refused(crm):
 
 
 def test_a_recreated_customers_database_is_refused_until_the_projections_are_rebuilt(config, tmp_path):
-    recreated = {**config, "CRM_CUSTOMERS_DATABASE_URL": f"sqlite:///{tmp_path / 'customers-recreated.db'}"}
+    recreated = {**{key: value for key, value in config.items() if key != owner_url_key("customers")},
+                 "CRM_CUSTOMERS_DATABASE_URL": f"sqlite:///{tmp_path / 'customers-recreated.db'}"}
     forked = lambda: {name: projection["forked"]  # noqa: E731
                       for name, projection in call(config, "admin", "health")["projections"].items()}
     with running(ComplaintsService, config):

@@ -1,9 +1,11 @@
 """The event store's contract, one suite for every backend.
 
 ``EventStoreContract`` holds the tests; ``TestSqliteEventStore`` and
-``TestPostgresEventStore`` say only how to reach their database and how to
-get past its append-only guard, in the manner of eventsourcing's
-``ApplicationRecorderTestCase``. Both must pass the very same tests.
+``TestPostgresEventStore`` say only how to reach their database, which
+attempts to rewrite the log it refuses and how its owner gets past that
+guard, in the manner of eventsourcing's ``ApplicationRecorderTestCase``.
+Both must pass the very same tests; PostgreSQL adds what its roles decide.
+On PostgreSQL the store connects as the service role, as in production.
 
 "Threads" here are the threads of a nameko process: the root conftest
 monkey-patches eventlet, so they are greenthreads, and on PostgreSQL the
@@ -24,21 +26,23 @@ from collections import defaultdict
 from typing import Iterator
 
 import pytest
-from sqlalchemy import create_engine, delete, select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 import shared.eventstore.store as store_module
 from shared.canonical import GENESIS_HASH, canonical_json, sha256_hex
 from shared.errors import Conflict
-from shared.eventstore.engine import STORE_MIGRATIONS
+from shared.eventstore.engine import STORE_HISTORY, database_engine
 from shared.eventstore.envelope import CommandContext, Envelope, NewEvent, hash_input
 from shared.eventstore.store import Appended, CommandRecord, CommandRepeated, EventStore, RecordedCommand
 from shared.eventstore.tables import events
 from shared.eventstore.upcasting import Upcasters
-from shared.migrations import upgrade
+from shared.migrations import SchemaNotMigrated, upgrade
 from shared.ed25519_text import private_key_from_text
+from shared.service_migration import Migrated, migrate_database
 from shared.signing import EventSigner
+from tests.postgres_roles import SERVICE_ROLE, owner_url as owner_of
 from tests.support import signer, signing_key, wait_for
 
 SERVICE = "customers"
@@ -139,17 +143,42 @@ def assert_well_formed_log(store: EventStore, total: int) -> None:
 
 
 class EventStoreContract:
-    """The tests; a subclass provides ``url`` and the two backend hooks below."""
+    """The tests; a subclass provides ``url`` and says how its database refuses and how to get past that."""
 
-    guarded_statements: tuple[str, ...] = ("UPDATE events SET data = '{}'", "DELETE FROM events")
+    # What the service's own connection may not do to the log, on any backend ...
+    refused_statements: tuple[str, ...] = (
+        "UPDATE events SET data = '{}'", "DELETE FROM events",
+        "UPDATE command_results SET result = '{}'", "DELETE FROM command_results")
+    refusal = ""  # ... and what the database says (a regular expression)
+    # Statements that turn the guard off for the database's owner, and on again.
+    guard_off: tuple[str, ...] = ()
+    guard_on: tuple[str, ...] = ()
 
     @contextlib.contextmanager
-    def tampering(self, store: EventStore) -> Iterator[Connection]:
-        """A transaction in which the append-only guard is off."""
-        raise NotImplementedError
+    def tampering(self, owner_url: str) -> Iterator[Connection]:
+        """A transaction as the database's owner in which the append-only guard is off."""
+        engine = database_engine(owner_url)
+        try:
+            with engine.begin() as connection:
+                for statement in self.guard_off:
+                    connection.exec_driver_sql(statement)
+                yield connection
+                for statement in self.guard_on:
+                    connection.exec_driver_sql(statement)
+        finally:
+            engine.dispose()
 
     @pytest.fixture
     def url(self) -> str:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def owner_url(self, url) -> str:
+        return owner_of(url)
+
+    @pytest.fixture
+    def unmigrated_url(self) -> str:
+        """Another database, with no schema yet."""
         raise NotImplementedError
 
     @pytest.fixture
@@ -347,30 +376,30 @@ class EventStoreContract:
         assert store.verify().to_dict() == {"ok": True, "checked": count, "first_bad_position": None,
                                             "reason": None}
 
-    def test_an_edited_event_is_found(self, store):
+    def test_an_edited_event_is_found(self, store, owner_url):
         self.fill(store)
-        with self.tampering(store) as connection:
+        with self.tampering(owner_url) as connection:
             connection.execute(update(events).where(events.c.position == 3).values(data='{"name":"forged"}'))
         assert store.verify().to_dict() == {"ok": False, "checked": 2, "first_bad_position": 3,
                                             "reason": "hash does not match the event's content"}
         assert store.verify(1, 2).ok
 
-    def test_an_edited_event_with_a_recomputed_hash_is_named_by_its_signature(self, store):
+    def test_an_edited_event_with_a_recomputed_hash_is_named_by_its_signature(self, store, owner_url):
         """The next link breaks at 4, but the signature at 3 no longer matches: 3 is the event to blame."""
         self.fill(store)
         forged = {**store.read_since(2, 1)[0].to_dict(), "data": {"name": "forged"}}
         forged["hash"] = expected_hash(Envelope(**forged))
-        with self.tampering(store) as connection:
+        with self.tampering(owner_url) as connection:
             connection.execute(update(events).where(events.c.position == 3)
                                .values(data=canonical_json(forged["data"]), hash=forged["hash"]))
         assert store.verify().to_dict() == {"ok": False, "checked": 2, "first_bad_position": 3,
                                             "reason": "bad signature"}
 
-    def test_a_chain_recomputed_without_the_key_is_found_at_its_first_event(self, store):
+    def test_a_chain_recomputed_without_the_key_is_found_at_its_first_event(self, store, owner_url):
         self.fill(store)
         forger = EventSigner.generate(SERVICE)
         prev_hash = store.read_since(1, 1)[0].hash  # of position 2, the last genuine one
-        with self.tampering(store) as connection:
+        with self.tampering(owner_url) as connection:
             for envelope in store.read_since(2):
                 data = {"name": "forged"} if envelope.position == 3 else envelope.data
                 rewritten = Envelope(**{**envelope.to_dict(), "data": data, "prev_hash": prev_hash})
@@ -382,18 +411,18 @@ class EventStoreContract:
                                             "reason": "bad signature"}
         assert store.verify(1, 2).ok
 
-    def test_a_deleted_event_is_found(self, store):
+    def test_a_deleted_event_is_found(self, store, owner_url):
         self.fill(store)
-        with self.tampering(store) as connection:
+        with self.tampering(owner_url) as connection:
             connection.execute(delete(events).where(events.c.position == 3))
         assert store.verify().to_dict() == {"ok": False, "checked": 2, "first_bad_position": 3,
                                             "reason": "position 3 is missing (next is 4)"}
         assert store.verify(from_position=4).to_dict() == {"ok": False, "checked": 0, "first_bad_position": 3,
                                                            "reason": "position 3 is missing"}
 
-    def test_reordered_events_are_found(self, store):
+    def test_reordered_events_are_found(self, store, owner_url):
         self.fill(store)
-        with self.tampering(store) as connection:
+        with self.tampering(owner_url) as connection:
             rows = dict(connection.execute(select(events.c.position, events.c.data)
                                            .where(events.c.position.in_([4, 5]))).all())
             connection.execute(update(events).where(events.c.position == 4).values(data=rows[5]))
@@ -401,33 +430,36 @@ class EventStoreContract:
         assert store.verify().to_dict() == {"ok": False, "checked": 3, "first_bad_position": 4,
                                             "reason": "hash does not match the event's content"}
 
-    def test_the_database_itself_refuses_to_change_events(self, store):
+    def test_the_database_itself_refuses_to_change_the_log(self, store):
         self.fill(store, 2)
+        store.append("customer-9", [registered()], 0, CONTEXT, record=record("register-9"))
         before = store.read_since(0)
-        for statement in self.guarded_statements:
+        for statement in self.refused_statements:
             with store.engine.connect() as connection:
-                with pytest.raises(DBAPIError, match="append-only"):
+                with pytest.raises(DBAPIError, match=self.refusal):
                     connection.exec_driver_sql(statement)
                 connection.rollback()
         assert store.read_since(0) == before and store.verify().ok
+        assert store.recorded_command("register-9") == RecordedCommand(sha256_hex("register-9"), {"version": 1})
 
-    def test_a_log_from_before_signing_keeps_its_guards_and_its_events_show_as_unsigned(self, url):
-        engine = create_engine(url)
-        upgrade(engine, STORE_MIGRATIONS, "alembic_version_store", "0003")
+    def test_a_log_from_before_signing_keeps_its_guards_and_its_events_show_as_unsigned(self, unmigrated_url):
+        owner = database_engine(owner_of(unmigrated_url))
+        upgrade(owner, STORE_HISTORY.location, STORE_HISTORY.version_table, "0003")
         old = {"position": 1, "event_id": str(uuid.uuid4()), "type": "CustomerRegistered", "schema_version": 1,
                "service": SERVICE, "stream_id": "customer-1", "stream_version": 1, "occurred_at": "t",
                "recorded_at": "t", "actor": '{"id":"a","role":"agent"}', "correlation_id": "c",
                "causation_id": None, "data": "{}", "prev_hash": GENESIS_HASH}
         old["hash"] = sha256_hex(hash_input(*(old[name] for name in sorted(old))))  # its parameters' order
-        with engine.begin() as connection:
+        with owner.begin() as connection:
             connection.execute(events.insert().values(old))
-        engine.dispose()
-        store = EventStore.open(url, signer(SERVICE))  # migrates to head
+        owner.dispose()
+        migrate_database(owner_of(unmigrated_url), unmigrated_url, [STORE_HISTORY])
+        store = EventStore.open(unmigrated_url, signer(SERVICE))
         try:
             assert store.read_since(0)[0].signature is None
             assert store.verify().to_dict() == {"ok": False, "checked": 0, "first_bad_position": 1,
                                                 "reason": "no signature"}
-            with store.engine.connect() as connection, pytest.raises(DBAPIError, match="append-only"):
+            with store.engine.connect() as connection, pytest.raises(DBAPIError, match=self.refusal):
                 connection.exec_driver_sql("UPDATE events SET signature = 'x'")
         finally:
             store.close()
@@ -455,31 +487,88 @@ class EventStoreContract:
         assert store.read_stream("customer-1")[0].schema_version == 1  # the log keeps what was written
 
 
+def copy_of_event(verb: str, **replaced: str) -> str:
+    """SQL that writes event 1 again with ``verb``, some columns replaced by SQL expressions."""
+    columns = [column.name for column in events.columns]
+    values = ", ".join(replaced.get(column, column) for column in columns)
+    return f"{verb} INTO events ({', '.join(columns)}) SELECT {values} FROM events WHERE position = 1"
+
+
+FORGED = "'{\"name\":\"forged\"}'"
+
+
 class TestSqliteEventStore(EventStoreContract):
+    refused_statements = EventStoreContract.refused_statements + (
+        copy_of_event("INSERT OR REPLACE", data=FORGED),
+        copy_of_event("REPLACE", data=FORGED),
+        copy_of_event("REPLACE", position="position + 100"),  # takes the event id of position 1
+        copy_of_event("REPLACE", position="position + 100", event_id="'forged-id'"),  # and its stream version
+        copy_of_event("INSERT OR IGNORE"),
+        "INSERT OR REPLACE INTO command_results SELECT command_id, '{}', recorded_at, fingerprint "
+        "FROM command_results",
+        "REPLACE INTO command_results SELECT command_id, '{}', recorded_at, fingerprint FROM command_results",
+    )
+    refusal = "is append-only"
+    guard_off = ("DROP TRIGGER events_refuse_update", "DROP TRIGGER events_refuse_delete")
+
     @pytest.fixture
     def url(self, sqlite_url):
         return sqlite_url
 
-    @contextlib.contextmanager
-    def tampering(self, store):
-        with store.engine.begin() as connection:
-            for trigger in ("events_refuse_update", "events_refuse_delete"):
-                connection.execute(text(f"DROP TRIGGER {trigger}"))
-            yield connection
+    @pytest.fixture
+    def unmigrated_url(self, tmp_path):
+        return f"sqlite:///{tmp_path / 'unmigrated.db'}"
 
 
 class TestPostgresEventStore(EventStoreContract):
-    guarded_statements = EventStoreContract.guarded_statements + ("TRUNCATE events",)
+    refused_statements = EventStoreContract.refused_statements + (
+        "ALTER TABLE events DISABLE TRIGGER ALL", "ALTER TABLE events DISABLE TRIGGER events_refuse_change",
+        "DROP TRIGGER events_refuse_change ON events", "SET session_replication_role = replica",
+        "TRUNCATE events", "TRUNCATE command_results", "DROP TABLE events", "ALTER TABLE events OWNER TO CURRENT_USER",
+        "UPDATE alembic_version_store SET version_num = '0001'",
+        copy_of_event("INSERT") + " ON CONFLICT (position) DO UPDATE SET data = " + FORGED,
+    )
+    refusal = "permission denied|must be owner"
+    guard_off = ("ALTER TABLE events DISABLE TRIGGER USER",)
+    guard_on = ("ALTER TABLE events ENABLE TRIGGER USER",)
 
     @pytest.fixture
     def url(self, postgres_url):
         return postgres_url
 
-    @contextlib.contextmanager
-    def tampering(self, store):
-        with store.engine.begin() as connection:
-            connection.execute(text("SET LOCAL session_replication_role = replica"))  # triggers off
-            yield connection
+    @pytest.fixture
+    def unmigrated_url(self, postgres_url_factory):
+        return postgres_url_factory(migrated=False)
+
+    @pytest.mark.parametrize("statement", [
+        "UPDATE events SET data = '{}'", "DELETE FROM events", "TRUNCATE events",
+        "UPDATE command_results SET result = '{}'", "DELETE FROM command_results", "TRUNCATE command_results"])
+    def test_the_owner_too_is_refused_while_the_triggers_are_on(self, store, owner_url, statement):
+        self.fill(store, 2)
+        store.append("customer-9", [registered()], 0, CONTEXT, record=record("register-9"))
+        engine = database_engine(owner_url)
+        try:
+            with engine.connect() as connection, pytest.raises(DBAPIError, match="is append-only"):
+                connection.exec_driver_sql(statement)
+        finally:
+            engine.dispose()
+        assert store.head_position() == 3 and store.recorded_command("register-9") is not None
+
+    def test_the_service_role_waits_for_the_owner_to_migrate(self, unmigrated_url):
+        with pytest.raises(SchemaNotMigrated, match=r"revision none of alembic_version_store, not at head .*"
+                                                    r"`crm migrate customers` with CRM_CUSTOMERS_OWNER_DATABASE_URL"):
+            EventStore.open(unmigrated_url, signer(SERVICE))
+        with pytest.raises(SchemaNotMigrated, match=f"role {SERVICE_ROLE} may not migrate"):
+            migrate_database(unmigrated_url, unmigrated_url, [STORE_HISTORY])
+
+        migrated = migrate_database(owner_of(unmigrated_url), unmigrated_url, [STORE_HISTORY])
+        assert migrated == Migrated({"alembic_version_store": STORE_HISTORY.head()}, SERVICE_ROLE)
+        store = EventStore.open(unmigrated_url, signer(SERVICE))
+        try:
+            store.append("customer-1", [registered()], 0, CONTEXT, record=record("register-1"))
+            assert store.verify().ok and store.recorded_command("register-1") is not None
+        finally:
+            store.close()
 
     def test_a_writer_whose_connection_died_reconnects(self, store):
         store.append("customer-1", [registered()], 0, CONTEXT)

@@ -13,6 +13,7 @@ from services.customers.service import CustomersService
 from shared.cli.app import app
 from shared.eventstore.envelope import CommandContext, NewEvent
 from shared.eventstore.store import EventStore
+from tests.postgres_roles import owner_url
 from tests.support import rpc_as, running, service_config, signer, token, wait_for
 
 
@@ -94,7 +95,7 @@ ALLOW_KEY_CHANGES = {"sqlite": ["DROP TRIGGER refuse_key_changes"],
 def test_an_erasure_that_keeps_failing_is_never_parked_and_applies_once_the_fault_clears(customers):
     config, url = customers
     [alice] = register_some(config, 1)
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg2://"))
+    engine = create_engine(owner_url(url).replace("postgresql://", "postgresql+psycopg2://"))  # owns the triggers
 
     def run(statements):
         with engine.begin() as connection:

@@ -18,7 +18,7 @@ from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Text, 
 
 from shared.dead_letters import DeadLetters
 from shared.errors import Conflict
-from shared.eventstore.engine import create_store_engine
+from shared.eventstore.engine import create_store_engine, database_engine
 from shared.eventstore.envelope import CommandContext, Envelope, NewEvent, content_hash
 from shared.eventstore.store import EventStore
 from shared.eventstore.tables import projection_tracking
@@ -26,6 +26,7 @@ from shared.checksums import checksum
 from shared.consumer_runner import ConsumerGap, ConsumerRunner, UpstreamForked
 from shared.consumers import Projection, Reaction, handles
 from shared.signing import EventCheck, EventSigner, ServiceKeys
+from tests.postgres_roles import owner_url as owner_of
 from tests.support import signer
 
 CONTEXT = CommandContext("agent-1", "agent")
@@ -73,10 +74,17 @@ class StreamCounts(Projection):
             raise ValueError(f"cannot apply {envelope.type} to {envelope.stream_id}")
 
 
+def create_tables(url: str, metadata: MetaData = StreamCounts.metadata) -> None:
+    """A test consumer's tables, made by the database's owner as a migration would."""
+    owner = database_engine(owner_of(url))
+    metadata.create_all(owner)
+    owner.dispose()
+
+
 @pytest.fixture
 def engine(database_url):
     engine = create_store_engine(database_url)
-    StreamCounts.metadata.create_all(engine)
+    create_tables(database_url)
     yield engine
     engine.dispose()
 
@@ -395,7 +403,7 @@ def test_concurrent_out_of_order_handles_converge_to_sequential(engine, store, t
 def test_replicas_sharing_postgresql_apply_each_event_once(postgres_url):
     """Two runners with their own engines share no lock: the conditional tracking update keeps them apart."""
     engines = [create_store_engine(postgres_url) for _ in range(2)]
-    StreamCounts.metadata.create_all(engines[0])
+    create_tables(postgres_url)
     store = EventStore(engines[0], signer("customers"))
     events = [append(store, f"c{n % 3}", name=f"name {n}") for n in range(30)]
     replicas = [ConsumerRunner(engine, StreamCounts(), fetch_since=fetch_from(store)) for engine in engines]
@@ -418,7 +426,7 @@ def test_checksum_is_identical_on_sqlite_and_postgresql(sqlite_url, postgres_en_
     sums = []
     for url in (sqlite_url, postgres_en_us_url):
         engine = create_store_engine(url)
-        StreamCounts.metadata.create_all(engine)
+        create_tables(url)
         with engine.begin() as connection:
             connection.execute(insert(StreamCounts.counts), rows)
         sums.append(live_checksum(engine))
@@ -514,8 +522,8 @@ def effects(engine) -> list[str]:
         return [row.event_id for row in connection.execute(select(Effects.table))]
 
 
-def test_a_reaction_runs_once_per_event_and_never_on_a_rebuild(engine, store):
-    Effects.table.metadata.create_all(engine)
+def test_a_reaction_runs_once_per_event_and_never_on_a_rebuild(engine, store, database_url):
+    create_tables(database_url, Effects.table.metadata)
     reaction = Effects()
     runner = ConsumerRunner(engine, reaction, fetch_since=fetch_from(store))
     events = [append(store, "c1", name=f"name {n}") for n in range(3)]
@@ -529,8 +537,8 @@ def test_a_reaction_runs_once_per_event_and_never_on_a_rebuild(engine, store):
     assert len(effects(engine)) == 3
 
 
-def test_a_failing_reaction_is_never_parked(engine, store):
-    Effects.table.metadata.create_all(engine)
+def test_a_failing_reaction_is_never_parked(engine, store, database_url):
+    create_tables(database_url, Effects.table.metadata)
     clock = FakeClock()
     reaction = Effects()
     reaction.fail_next = 5
