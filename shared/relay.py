@@ -39,12 +39,11 @@ from sqlalchemy.exc import IntegrityError
 from shared.eventstore.engine import write_transaction
 from shared.eventstore.envelope import Envelope
 from shared.eventstore.store import EventStore
-from shared.eventstore.tables import checkpoints
+from shared.eventstore.tables import RELAY_CHECKPOINT, checkpoints
 from shared.leases import Lease
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "relay"
 POLL_SECONDS = 0.5  # another replica may append to the shared database without waking us
 CONFIRM_TIMEOUT_SECONDS = 10.0
 BACKOFF_SECONDS = (0.25, 2.0)  # first and longest wait before reconnecting
@@ -108,7 +107,7 @@ class Relay:
         """Position of the last event the broker confirmed."""
         with self.store.engine.connect() as connection:
             return connection.execute(select(checkpoints.c.position)
-                                      .where(checkpoints.c.name == CHECKPOINT)).scalar() or 0
+                                      .where(checkpoints.c.name == RELAY_CHECKPOINT)).scalar() or 0
 
     def wake(self) -> None:
         """Publish soon: called after each append (``store.on_append``)."""
@@ -259,8 +258,8 @@ class Relay:
         try:
             with write_transaction(self.store.engine) as connection, connection.begin():
                 if connection.execute(select(checkpoints.c.position)
-                                      .where(checkpoints.c.name == CHECKPOINT)).first() is None:
-                    connection.execute(insert(checkpoints).values(name=CHECKPOINT, position=0))
+                                      .where(checkpoints.c.name == RELAY_CHECKPOINT)).first() is None:
+                    connection.execute(insert(checkpoints).values(name=RELAY_CHECKPOINT, position=0))
         except IntegrityError:  # another replica created it first
             pass
 
@@ -268,7 +267,7 @@ class Relay:
         """Move the checkpoint forward, never back (a stale replica may finish late)."""
         with self.store.engine.begin() as connection:
             connection.execute(update(checkpoints)
-                               .where(checkpoints.c.name == CHECKPOINT, checkpoints.c.position < position)
+                               .where(checkpoints.c.name == RELAY_CHECKPOINT, checkpoints.c.position < position)
                                .values(position=position))
 
 

@@ -34,7 +34,7 @@ from shared.eventstore.appending import (ENVELOPE_COLUMNS, MAX_APPEND_ATTEMPTS, 
 from shared.eventstore.engine import create_store_engine, paramstyle, pooled_cursor
 from shared.eventstore.envelope import (CommandContext, Envelope, NewEvent, envelope_from_row, hash_input,
                                         parse_json, utc_now_iso)
-from shared.eventstore.tables import command_results, events
+from shared.eventstore.tables import RELAY_CHECKPOINT, command_results, events
 from shared.eventstore.upcasting import Upcasters
 from shared.signing import EventSigner, ServiceKeys
 
@@ -218,11 +218,15 @@ class EventStore:
         for every event before it; when one is bad (or the chain breaks), the
         events since the last good one are checked one by one, so the first
         bad signature is named exactly. A signature damaged on an event whose
-        content is intact is found only with ``every_signature``. An event
-        removed from the very end leaves a shorter chain that is valid;
-        signed checkpoints (the audit service) catch that.
+        content is intact is found only with ``every_signature``. Events cut
+        from the very end leave a shorter chain that is valid, so the head is
+        also held against the relay's checkpoint: the broker has confirmed
+        every event up to it, and a log whose head is below it lost events.
+        The checkpoint is read first, so an append racing the check only adds
+        events after it.
         """
         from_position = max(from_position, 1)
+        published = self._fetch(self._sql.published, (RELAY_CHECKPOINT,))
         expected_prev = GENESIS_HASH
         if from_position > 1:
             rows = self._fetch(self._sql.hash_at, (from_position - 1,))
@@ -259,6 +263,11 @@ class EventStore:
                 checked += 1
         if unvouched and not signed_by(service, unvouched[-1][0], unvouched[-1][1]):
             return self._first_bad_signature(unvouched, from_position)
+        published_up_to = published[0][0] if published else 0
+        last = expected_position - 1
+        if last < (published_up_to if to_position is None else min(published_up_to, to_position)):
+            return VerifyReport(False, checked, last + 1,
+                                f"events after position {last} are missing (published up to {published_up_to})")
         return VerifyReport(True, checked)
 
     def _first_bad_signature(self, rows: list[tuple], from_position: int) -> VerifyReport | None:
@@ -336,5 +345,6 @@ class _Statements:
         self.chain_after = sql(f"{_CHAIN} WHERE position > ? ORDER BY position LIMIT ?")
         self.chain_between = sql(f"{_CHAIN} WHERE position > ? AND position <= ? ORDER BY position LIMIT ?")
         self.hash_at = sql("SELECT hash FROM events WHERE position = ?")
+        self.published = sql("SELECT position FROM checkpoints WHERE name = ?")
         self.stream_version = sql(SELECT_STREAM_VERSION)
         self.recorded_command = sql("SELECT fingerprint, result FROM command_results WHERE command_id = ?")

@@ -43,6 +43,10 @@ command_results = Table(
     Column("fingerprint", String(64)),  # of the method and payload the id first ran with
 )
 
+# Positions of this log that left the database: the relay's row is the last
+# event the broker confirmed, so the log's head may never be below it.
+RELAY_CHECKPOINT = "relay"
+
 checkpoints = Table(
     "checkpoints", metadata,
     Column("name", String(100), primary_key=True),

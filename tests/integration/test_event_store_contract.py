@@ -26,7 +26,7 @@ from collections import defaultdict
 from typing import Iterator
 
 import pytest
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -36,7 +36,7 @@ from shared.errors import Conflict
 from shared.eventstore.engine import STORE_HISTORY, database_engine
 from shared.eventstore.envelope import CommandContext, Envelope, NewEvent, hash_input
 from shared.eventstore.store import Appended, CommandRecord, CommandRepeated, EventStore, RecordedCommand
-from shared.eventstore.tables import events
+from shared.eventstore.tables import RELAY_CHECKPOINT, checkpoints, events
 from shared.eventstore.upcasting import Upcasters
 from shared.migrations import SchemaNotMigrated, upgrade
 from shared.ed25519_text import private_key_from_text
@@ -441,6 +441,20 @@ class EventStoreContract:
                 connection.rollback()
         assert store.read_since(0) == before and store.verify().ok
         assert store.recorded_command("register-9") == RecordedCommand(sha256_hex("register-9"), {"version": 1})
+
+    def test_events_cut_from_the_end_are_found_below_the_relay_checkpoint(self, store, owner_url):
+        self.fill(store)
+        with store.engine.begin() as connection:  # as the relay records what the broker confirmed
+            connection.execute(insert(checkpoints).values(name=RELAY_CHECKPOINT, position=6))
+        assert store.verify().ok
+        with self.tampering(owner_url) as connection:
+            connection.execute(delete(events).where(events.c.position > 4))
+        assert store.verify().to_dict() == {"ok": False, "checked": 4, "first_bad_position": 5,
+                                            "reason": "events after position 4 are missing (published up to 6)"}
+        assert store.verify(from_position=3).to_dict() == {
+            "ok": False, "checked": 2, "first_bad_position": 5,
+            "reason": "events after position 4 are missing (published up to 6)"}
+        assert store.verify(1, 4).ok and not store.verify(1, 5).ok
 
     def test_a_log_from_before_signing_keeps_its_guards_and_its_events_show_as_unsigned(self, unmigrated_url):
         owner = database_engine(owner_of(unmigrated_url))
