@@ -3,7 +3,8 @@
 No docker engine runs here, so ``docker-compose.yml`` is checked against a
 JSON Schema of the part of the compose specification it uses, plus the
 cross-references a ``docker compose config`` would not catch (health checks
-behind ``service_healthy``, the broker user, one database per service).
+behind ``service_healthy``, the broker user, one database per service, the
+database roles ``deploy/postgres-init.sql`` makes and the URLs that use them).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 import shlex
 import tomllib
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nameko.rpc import RPC_QUEUE_TEMPLATE, RPC_REPLY_QUEUE_TEMPLATE
 
 from contracts.catalogue import EVENTS
-from shared.config import load_settings, read_config_file
+from shared.config import load_settings, owner_url_key, read_config_file
 from shared.discovery import installed_services
 from shared.ed25519_text import new_private_key_text, private_key_from_text, public_key_text
 
@@ -135,6 +137,7 @@ def test_compose_runs_the_broker_the_database_and_every_registered_service(compo
         command = service["command"] if isinstance(service["command"], list) else shlex.split(service["command"])
         assert command in (["crm", "serve", name], ["nameko", "run", SERVICES[name].service_class]) or \
             command[:3] == ["nameko", "run", SERVICES[name].service_class]
+    assert services["migrate"]["command"] == ["crm", "migrate"] and services["migrate"]["restart"] == "no"
 
 
 def test_dependencies_wait_for_health_checks(compose):
@@ -145,14 +148,38 @@ def test_dependencies_wait_for_health_checks(compose):
             if rule["condition"] == "service_healthy":
                 assert "healthcheck" in services[target], f"{name} waits for {target}, which has no healthcheck"
     for name in SERVICES:
-        assert set(services[name]["depends_on"]) >= {"rabbitmq", "postgres"}
+        assert set(services[name]["depends_on"]) >= {"rabbitmq", "postgres", "migrate"}
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         assert services[name]["healthcheck"]["test"][:3] == ["CMD", "crm", "health"]
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
-def test_each_service_has_its_own_database_and_reaches_the_broker(compose, definitions, tmp_path):
+@dataclass(frozen=True)
+class InitSql:
+    """What ``deploy/postgres-init.sql`` makes."""
+
+    password_variables: dict[str, str]  # login role -> environment variable holding its password
+    database_owners: dict[str, str]
+    connect_grants: set[tuple[str, str]]  # (database, role)
+    closed_to_public: set[str]  # databases PUBLIC may not connect to
+
+
+@pytest.fixture(scope="module")
+def init_sql() -> InitSql:
+    text = (DEPLOY / "postgres-init.sql").read_text()
+    environment_of = dict(re.findall(r"^\\getenv (\w+) (\w+)$", text, re.MULTILINE))
+    return InitSql(
+        {role: environment_of[variable]
+         for role, variable in re.findall(r"^CREATE ROLE (\w+) LOGIN PASSWORD :'(\w+)';$", text, re.MULTILINE)},
+        dict(re.findall(r"^CREATE DATABASE (\w+) OWNER (\w+);$", text, re.MULTILINE)),
+        set(re.findall(r"^GRANT CONNECT ON DATABASE (\w+) TO (\w+);$", text, re.MULTILINE)),
+        {name for names in re.findall(r"^REVOKE ALL ON DATABASE ([\w, ]+) FROM PUBLIC;$", text, re.MULTILINE)
+         for name in names.split(", ")},
+    )
+
+
+def test_each_service_has_its_own_database_and_reaches_the_broker(compose, definitions, init_sql, tmp_path):
     services = compose["services"]
-    created = set(re.findall(r"CREATE DATABASE (\w+);", (DEPLOY / "postgres-init.sql").read_text()))
-    postgres_env = services["postgres"]["environment"]
     databases = set()
     for name in SERVICES:
         env = services[name]["environment"]
@@ -163,15 +190,34 @@ def test_each_service_has_its_own_database_and_reaches_the_broker(compose, defin
         assert _rabbit_hash_matches(user["password_hash"], amqp.password)
         database = urlsplit(env[f"CRM_{name.upper()}_DATABASE_URL"])
         assert database.scheme == "postgresql" and database.hostname == "postgres"
-        assert (database.username, database.password) == (postgres_env["POSTGRES_USER"],
-                                                          postgres_env["POSTGRES_PASSWORD"])
         databases.add(database.path.lstrip("/"))
         assert env["CRM_DATA_DIR"].startswith("/")
         # the container's data dir holds its generated secrets; here a temporary one stands in for it
         loaded = {**{key: value for key, value in env.items() if value}, "CRM_DATA_DIR": str(tmp_path)}
         settings = load_settings(loaded, environ={})
         assert settings.database_url(name) == env[f"CRM_{name.upper()}_DATABASE_URL"]
-    assert len(databases) == len(SERVICES) and databases <= created
+    assert len(databases) == len(SERVICES) and databases <= set(init_sql.database_owners)
+
+
+def test_each_service_connects_as_a_role_of_its_own_and_only_the_owner_migrates(compose, init_sql, tmp_path):
+    services = compose["services"]
+    postgres_env = services["postgres"]["environment"]
+    migrate = load_settings({"CRM_DATA_DIR": str(tmp_path), **services["migrate"]["environment"]}, environ={})
+    assert postgres_env["POSTGRES_USER"] not in init_sql.password_variables  # the superuser is no CRM role
+    for name in SERVICES:
+        env = services[name]["environment"]
+        assert owner_url_key(name) not in env  # a service is never given the owner's URL
+        service = urlsplit(env[f"CRM_{name.upper()}_DATABASE_URL"])
+        database, role = service.path.lstrip("/"), service.username
+        owner = init_sql.database_owners[database]
+        assert role not in (owner, postgres_env["POSTGRES_USER"])
+        assert postgres_env[init_sql.password_variables[role]] == service.password
+        assert (database, role) in init_sql.connect_grants and database in init_sql.closed_to_public
+
+        owner_url = urlsplit(migrate.owner_database_url(name))
+        assert (owner_url.username, owner_url.hostname, owner_url.path) == (owner, "postgres", service.path)
+        assert postgres_env[init_sql.password_variables[owner]] == owner_url.password
+        assert urlsplit(migrate.database_url(name)).username == role  # whom the owner grants the rights
 
 
 def test_bind_mounts_exist_and_named_volumes_are_declared(compose):
@@ -331,14 +377,15 @@ def test_rabbitmq_conf_loads_the_definitions():
 # -- nameko config example ---------------------------------------------------------
 
 def test_example_config_loads_through_shared_config(monkeypatch, tmp_path):
+    database_keys = [key for name in SERVICES for key in (f"CRM_{name.upper()}_DATABASE_URL", owner_url_key(name))]
     for key in ("AMQP_URI", "CRM_MASTER_KEY", "CRM_TOKEN_PUBLIC_KEY", "CRM_TOKEN_PRIVATE_KEY", "CRM_SERVICE_TOKEN",
-                "CRM_MAX_WORKERS", "CRM_LOG_LEVEL", "CRM_SERVICE_KEYS",
-                *(f"CRM_{name.upper()}_{setting}" for name in SERVICES for setting in ("DATABASE_URL", "SIGNING_KEY"))):
+                "CRM_MAX_WORKERS", "CRM_LOG_LEVEL", "CRM_SERVICE_KEYS", *database_keys,
+                *(f"CRM_{name.upper()}_SIGNING_KEY" for name in SERVICES)):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("CRM_DATA_DIR", str(tmp_path / "data"))
     config = read_config_file(DEPLOY / "config.yml")
     for key in ("AMQP_URI", "CRM_DATA_DIR", "CRM_MASTER_KEY", "CRM_TOKEN_PUBLIC_KEY", "CRM_SERVICE_TOKEN",
-                "CRM_SERVICE_KEYS", *(f"CRM_{name.upper()}_DATABASE_URL" for name in SERVICES)):
+                "CRM_SERVICE_KEYS", *database_keys):
         assert key in config, key
     assert "CRM_TOKEN_PRIVATE_KEY" not in config  # the example is a service's config
     assert not any(key.endswith("_SIGNING_KEY") for key in config)  # a private key belongs to one service
@@ -346,6 +393,7 @@ def test_example_config_loads_through_shared_config(monkeypatch, tmp_path):
     assert settings.amqp_uri == "amqp://guest:guest@127.0.0.1:5672/"
     assert settings.data_dir == tmp_path / "data"
     assert settings.database_url("customers") == f"sqlite:///{tmp_path / 'data' / 'customers.db'}"
+    assert settings.owner_database_url("customers") is None
     assert len(settings.master_key) == 32 and (tmp_path / "data" / "secrets.json").exists()
     assert settings.token_private_key is None and settings.service_token is None
     assert config["max_workers"] == 10 and config["LOGGING"]["root"]["level"] == "INFO"
@@ -393,8 +441,9 @@ def test_readme_commands_are_the_ones_ci_runs():
     assert re.search(r"^\s+pytest$", readme, re.MULTILINE)
     assert re.search(r"^pip install -e '\.\[dev\]'$", ci, re.MULTILINE)
     assert re.search(r"^pytest$", ci, re.MULTILINE)
-    for key in ("AMQP_URI", "CRM_DATA_DIR", "CRM_<SERVICE>_DATABASE_URL", "CRM_MASTER_KEY", "CRM_TOKEN_PUBLIC_KEY",
-                "CRM_TOKEN_PRIVATE_KEY", "CRM_SERVICE_TOKEN", "CRM_TOKEN", "CRM_TEST_POSTGRES_URL"):
+    for key in ("AMQP_URI", "CRM_DATA_DIR", "CRM_<SERVICE>_DATABASE_URL", "CRM_<SERVICE>_OWNER_DATABASE_URL",
+                "CRM_MASTER_KEY", "CRM_TOKEN_PUBLIC_KEY", "CRM_TOKEN_PRIVATE_KEY", "CRM_SERVICE_TOKEN", "CRM_TOKEN",
+                "CRM_TEST_POSTGRES_URL"):
         assert f"| `{key}` |" in readme, key
 
 
