@@ -534,7 +534,8 @@ def _scratch_engine(metadata: MetaData) -> Engine:
     ``StaticPool`` hands out one connection; otherwise every checkout would
     open a new, empty in-memory database.
     """
-    engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+    engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False},
+                           hide_parameters=True)
     projection_tracking.metadata.create_all(engine, tables=[projection_tracking, dead_letters])
     metadata.create_all(engine)
     return engine
