@@ -15,6 +15,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from shared.canonical import canonical_json
+from shared.error_text import describe
 from shared.errors import Conflict, NotFound, ValidationError
 from shared.eventstore.envelope import Envelope, utc_now_iso
 from shared.eventstore.tables import dead_letters
@@ -110,8 +111,3 @@ class DeadLetters:
         if row is None:
             raise NotFound(f"no dead letter {dead_letter_id}; `crm dlq list` shows the waiting ones")
         return {**row, "envelope": json.loads(row["envelope"])}
-
-
-def describe(error: BaseException) -> str:
-    """The error text kept with a letter: exception type and message."""
-    return f"{type(error).__name__}: {error}"

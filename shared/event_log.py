@@ -20,6 +20,7 @@ from shared.auth import Principal
 from shared.config import Settings, load_settings
 from contracts.envelope import Envelope as EnvelopeSchema
 from shared.crypto import KeyRing
+from shared.error_text import describe
 from shared.errors import ValidationError
 from shared.dead_letters import DeadLetters
 from shared.eventstore.envelope import CommandContext, NewEvent
@@ -146,8 +147,8 @@ class EventLog(DependencyProvider):
             try:
                 self.catch_up()
                 self.retry_stalled()
-            except Exception:  # keep following: a broken database must not end the service
-                log.exception("catching up the consumers failed; retrying")
+            except Exception as error:  # keep following: a broken database must not end the service
+                log.error("catching up the consumers failed; retrying: %s", describe(error))
             self._wakeup.wait(FOLLOW_POLL_SECONDS)
 
     def retry_stalled(self) -> None:
