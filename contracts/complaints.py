@@ -7,7 +7,7 @@ bound to them in that order. Every command also takes an optional
 appends nothing).
 
 Free texts (summary, description, messages, questions, resolution) may hold
-PII: in the log they are AES-GCM ciphertext ``enc:v1:...`` under the
+PII: in the log they are AES-GCM ciphertext ``enc:v2:...`` under the
 customer's data key in the complaints service's own key table.
 """
 

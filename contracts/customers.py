@@ -16,6 +16,9 @@ CONSENT_PURPOSES = ("care_messages", "callbacks", "marketing")
 CONTACT_PURPOSES = CONSENT_PURPOSES + ("complaint_handling",)
 CALENDARS = ("gregorian", "lunar")
 PII_FIELDS = ("name", "phone", "email", "birthday")
+#: Event data fields sealed under the customer's key: the PII, and free texts that may hold it.
+#: ``CustomerDetailsChanged`` seals the PII fields among its ``changes``.
+SEALED_FIELDS: dict[str, tuple[str, ...]] = {"CustomerRegistered": PII_FIELDS, "CustomerTierChanged": ("reason",)}
 MAX_TAGS = 20
 
 Tier = lambda **kw: fields.String(validate=validate.OneOf(TIERS), **kw)  # noqa: E731
@@ -113,7 +116,7 @@ class RevealContact(Schema):
     purpose = fields.String(required=True, validate=validate.OneOf(CONTACT_PURPOSES))
 
 
-# -- event data (PII fields hold ciphertext ``enc:v1:...`` in the log) --------
+# -- event data (PII fields hold ciphertext ``enc:v2:...`` in the log) --------
 
 class CustomerRegistered(Schema):
     customer_id = fields.String(required=True)

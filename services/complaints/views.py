@@ -52,7 +52,9 @@ def complaint_view(keys: KeyRing, state: domain.Complaint, envelopes: list[Envel
                    now: datetime, show_texts: bool) -> dict[str, Any]:
     """The whole complaint: where it stands, its SLA, and its history (texts only for ``show_texts``)."""
     filed = envelopes[0].data
-    texts = keys.decrypt_fields(state.customer_id, filed, TEXT_FIELDS["ComplaintFiled"]) if show_texts else {}
+    key = keys.opening_key(state.customer_id) if show_texts else None
+    stream = domain.stream_of(state.complaint_id)
+    texts = key.open_fields(filed, TEXT_FIELDS["ComplaintFiled"], stream) if key is not None else {}
     resolution = None
     history = []
     for envelope in envelopes:
@@ -60,8 +62,8 @@ def complaint_view(keys: KeyRing, state: domain.Complaint, envelopes: list[Envel
         entry = {"at": envelope.occurred_at, "type": envelope.type, "actor": envelope.actor,
                  "note": note(envelope.data) if note else envelope.type}
         names = TEXT_FIELDS.get(envelope.type, ())
-        if show_texts and names and envelope.type != "ComplaintFiled":
-            entry["text"] = keys.decrypt(state.customer_id, envelope.data[names[0]])
+        if key is not None and names and envelope.type != "ComplaintFiled":
+            entry["text"] = key.open(envelope.data[names[0]], stream, names[0])
             if envelope.type == "ComplaintResolved":
                 resolution = entry["text"]
         history.append(entry)

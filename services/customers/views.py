@@ -13,15 +13,16 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Engine
 
 from contracts.customers import PII_FIELDS
+from services.customers.aggregate import open_event
 from services.customers.domain import Customer, access_stream_of, stream_of
 from services.customers.masking import mask_email, mask_phone
 from services.customers.projection import directory, tags
-from shared.crypto import KeyRing
+from shared.crypto import KeyRing, SubjectKey
 from shared.eventstore.store import EventStore
 
 
 def customer_view(keys: KeyRing, customer: Customer, masked: bool) -> dict[str, Any]:
-    profile = keys.decrypt_fields(customer.customer_id, customer.profile, PII_FIELDS)
+    profile = _opened_profile(keys.opening_key(customer.customer_id), customer)
     if masked:
         profile["phone"] = mask_phone(profile.get("phone"))
         profile["email"] = mask_email(profile.get("email"))
@@ -37,7 +38,7 @@ def customer_view(keys: KeyRing, customer: Customer, masked: bool) -> dict[str, 
 
 
 def contact_view(keys: KeyRing, customer: Customer) -> dict[str, Any]:
-    profile = keys.decrypt_fields(customer.customer_id, customer.profile, PII_FIELDS)
+    profile = _opened_profile(keys.opening_key(customer.customer_id), customer)
     return {"customer_id": customer.customer_id, "name": profile.get("name"), "phone": profile.get("phone"),
             "email": profile.get("email"), "locale": profile.get("locale"), "timezone": profile.get("timezone"),
             "consents": sorted(customer.consents)}
@@ -45,18 +46,18 @@ def contact_view(keys: KeyRing, customer: Customer) -> dict[str, Any]:
 
 def subject_export(keys: KeyRing, store: EventStore, customer: Customer) -> dict[str, Any]:
     """The customer's own copy: current record plus every recorded event about them, readable."""
-    history = []
-    for envelope in store.read_stream(stream_of(customer.customer_id)):
-        data = envelope.data
-        if envelope.type == "CustomerRegistered":
-            data = keys.decrypt_fields(customer.customer_id, data, PII_FIELDS)
-        elif envelope.type == "CustomerDetailsChanged":
-            data = {**data, "changes": keys.decrypt_fields(customer.customer_id, data["changes"], PII_FIELDS)}
-        history.append({"type": envelope.type, "recorded_at": envelope.recorded_at,
-                        "actor": envelope.actor, "data": data})
+    key = keys.opening_key(customer.customer_id)
+    history = [{"type": envelope.type, "recorded_at": envelope.recorded_at, "actor": envelope.actor,
+                "data": open_event(key, envelope.type, envelope.data)}
+               for envelope in store.read_stream(stream_of(customer.customer_id))]
     accesses = [{"recorded_at": envelope.recorded_at, "actor": envelope.actor, **envelope.data}
                 for envelope in store.read_stream(access_stream_of(customer.customer_id))]
     return {"customer": customer_view(keys, customer, masked=False), "history": history, "pii_accesses": accesses}
+
+
+def _opened_profile(key: SubjectKey, customer: Customer) -> dict[str, Any]:
+    """The folded profile with its PII opened (all sealed in the customer's stream)."""
+    return key.open_fields(customer.profile, PII_FIELDS, stream_of(customer.customer_id))
 
 
 def find(engine: Engine, query: dict[str, Any]) -> dict[str, Any]:

@@ -165,8 +165,8 @@ def test_texts_are_ciphertext_in_the_log(crm):
     complaint_id = file(crm, register(crm))["complaint_id"]
     call(crm, "agent", "respond", complaint_id, "已收到,马上处理")
     filed, responded = events(crm, complaint_id)
-    assert filed["data"]["summary"].startswith("enc:v1:") and filed["data"]["description"].startswith("enc:v1:")
-    assert responded["data"]["message"].startswith("enc:v1:")
+    assert filed["data"]["summary"].startswith("enc:v2:") and filed["data"]["description"].startswith("enc:v2:")
+    assert responded["data"]["message"].startswith("enc:v2:")
     assert filed["data"]["priority"] == "normal" and filed["actor"] == {"id": "tester", "role": "agent"}
     assert call(crm, "auditor", "verify_log")["ok"] is True
 

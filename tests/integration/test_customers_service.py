@@ -56,7 +56,7 @@ def test_pii_is_ciphertext_in_the_log_and_the_actor_is_recorded(customers):
     created = call(customers, "agent", "register", **ALICE)
     [registered] = [e for e in call(customers, "service", "events_since", 0, 10)
                     if e["stream_id"] == f"customer-{created['customer_id']}"]
-    assert registered["data"]["phone"].startswith("enc:v1:") and registered["data"]["name"].startswith("enc:v1:")
+    assert registered["data"]["phone"].startswith("enc:v2:") and registered["data"]["name"].startswith("enc:v2:")
     assert registered["data"]["tier"] == "general"
     assert registered["actor"] == {"id": "tester", "role": "agent"}
 

@@ -116,9 +116,18 @@ def test_bad_config_names_the_field(config, field):
 
 # -- sealing and results -----------------------------------------------------------------
 
+class FakeKey:
+    def __init__(self, subject_id):
+        self.subject_id = subject_id
+
+    def seal_fields(self, data, names, stream):
+        return {key: f"enc:{self.subject_id}:{stream}:{value}" if key in names else value
+                for key, value in data.items()}
+
+
 class FakeKeys:
-    def encrypt_fields(self, subject_id, data, names):
-        return {key: f"enc:{subject_id}:{value}" if key in names else value for key, value in data.items()}
+    def sealing_key(self, subject_id):
+        return FakeKey(subject_id)
 
 
 def test_only_free_texts_are_sealed():
@@ -126,9 +135,9 @@ def test_only_free_texts_are_sealed():
               NewEvent("ComplaintAssigned", {"complaint_id": "c1", "agent": "bob"}),
               NewEvent("ComplaintResolved", {"complaint_id": "c1", "resolution": "r"})]
     sealed = aggregate.seal(FakeKeys(), domain.Complaint("c1", customer_id="cust-1"), events)
-    assert sealed[0].data == {"complaint_id": "c1", "summary": "enc:cust-1:s", "description": "enc:cust-1:d",
-                              "channel": "phone"}
-    assert sealed[1].data == events[1].data and sealed[2].data["resolution"] == "enc:cust-1:r"
+    assert sealed[0].data == {"complaint_id": "c1", "summary": "enc:cust-1:complaint-c1:s",
+                              "description": "enc:cust-1:complaint-c1:d", "channel": "phone"}
+    assert sealed[1].data == events[1].data and sealed[2].data["resolution"] == "enc:cust-1:complaint-c1:r"
 
 
 # -- stats ---------------------------------------------------------------------------------
