@@ -15,6 +15,10 @@ TIERS = ("partner", "cooperative", "general", "potential_competitor")
 CONSENT_PURPOSES = ("care_messages", "callbacks", "marketing")
 CONTACT_PURPOSES = CONSENT_PURPOSES + ("complaint_handling",)
 CALENDARS = ("gregorian", "lunar")
+#: Why a customer is erased (PIPL art. 47). The erasure receipt outlives the customer's key, so its
+#: reason is one of these codes, never free text that could name the customer.
+ERASURE_REASONS = ("subject_request", "consent_withdrawn", "purpose_fulfilled", "retention_expired",
+                   "service_ended", "unlawful_processing", "legal_requirement")
 PII_FIELDS = ("name", "phone", "email", "birthday")
 #: Event data fields sealed under the customer's key: the PII, and free texts that may hold it.
 #: ``CustomerDetailsChanged`` seals the PII fields among its ``changes``.
@@ -97,7 +101,7 @@ class Consent(Schema):
 
 class Erase(Schema):
     customer_id = identifier(required=True)
-    reason = text(500, required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(ERASURE_REASONS))
     command_id = command_id()
 
 
@@ -152,7 +156,7 @@ class ConsentChanged(Schema):
 class CustomerErased(Schema):
     customer_id = fields.String(required=True)
     receipt_id = fields.String(required=True)
-    reason = fields.String(required=True)
+    reason = fields.String(required=True)  # an ERASURE_REASONS code; free text in events logged before the codes
     erased_at = fields.String(required=True)
 
 

@@ -195,7 +195,7 @@ def test_filing_for_an_unknown_or_erased_customer_is_refused(crm):
     unknown = remote_error(crm, "agent", "file", "no-such-customer", **LEAK)
     assert unknown.exc_type == "NotFound" and "no-such-customer" in unknown.value
     customer_id = register(crm)
-    call(crm, "admin", "erase", customer_id, "customer asked", service="customers")
+    call(crm, "admin", "erase", customer_id, "subject_request", service="customers")
     knows_all_customers(crm)  # until then a filing may still race the erasure (eventual consistency)
     erased = remote_error(crm, "agent", "file", customer_id, **LEAK)
     assert erased.exc_type == "Conflict" and "erased" in erased.value
@@ -239,7 +239,7 @@ def test_erasure_drops_the_pii_of_the_customers_complaints(crm):
     call(crm, "agent", "respond", complaint_id, "张伟先生您好")
     other = file(crm, register(crm, phone="13911112222"))["complaint_id"]
     listed_as(crm, complaint_id, summary=LEAK["summary"])
-    call(crm, "admin", "erase", customer_id, "PIPL art. 47", service="customers")
+    call(crm, "admin", "erase", customer_id, "subject_request", service="customers")
     knows_all_customers(crm)
     listed_as(crm, complaint_id, summary=None)
     view = call(crm, "agent", "get", complaint_id)
@@ -267,7 +267,7 @@ def test_showing_complaint_texts_is_recorded_and_moves_no_version(crm):
     assert accesses() == [(f"pii-access-{complaint_id}", "agent", recorded),
                           (f"pii-access-{complaint_id}", "supervisor", recorded)]
 
-    call(crm, "admin", "erase", customer_id, "PIPL art. 47", service="customers")
+    call(crm, "admin", "erase", customer_id, "subject_request", service="customers")
     knows_all_customers(crm)
     assert call(crm, "agent", "get", complaint_id)["description"] is None
     assert len(accesses()) == 2  # the texts are shredded: nothing left to show
@@ -278,7 +278,7 @@ def test_rebuilt_projections_equal_the_live_ones_after_an_erasure(crm):
     complaint_id = file(crm, kept)["complaint_id"]
     call(crm, "agent", "resolve", complaint_id, "已处理")
     gone = file(crm, erased)["complaint_id"]
-    call(crm, "admin", "erase", erased, "PIPL art. 47", service="customers")
+    call(crm, "admin", "erase", erased, "subject_request", service="customers")
     knows_all_customers(crm)
     listed_as(crm, gone, summary=None)
     listed_as(crm, complaint_id, status="resolved")

@@ -111,9 +111,9 @@ def test_find_filters_pages_and_masks(customers):
 
 def test_erase_shreds_pii_everywhere_and_keeps_a_receipt(customers):
     customer_id = call(customers, "agent", "register", **ALICE)["customer_id"]
-    error = remote_error(customers, "supervisor", "erase", customer_id, "customer asked")
+    error = remote_error(customers, "supervisor", "erase", customer_id, "subject_request")
     assert error.exc_type == "Forbidden"
-    erased = call(customers, "admin", "erase", customer_id, "customer asked (PIPL art. 47)")
+    erased = call(customers, "admin", "erase", customer_id, "subject_request")
     receipt = erased["receipt"]
     assert receipt["customer_id"] == customer_id and receipt["key_destroyed"] is True
     assert "张伟" not in str(receipt) and "13812345678" not in str(receipt)
@@ -123,7 +123,7 @@ def test_erase_shreds_pii_everywhere_and_keeps_a_receipt(customers):
     wait_for(lambda: caught_up(customers), what="directory caught up")
     assert call(customers, "agent", "find", phone="13812345678")["total"] == 0
     assert call(customers, "auditor", "verify_log")["ok"] is True
-    assert remote_error(customers, "admin", "erase", customer_id, "again").exc_type == "Conflict"
+    assert remote_error(customers, "admin", "erase", customer_id, "subject_request").exc_type == "Conflict"
     export = call(customers, "admin", "export_subject", customer_id)
     assert export["history"][0]["data"]["name"] is None  # ciphertext can no longer be opened
 
@@ -174,12 +174,12 @@ def test_an_erase_with_a_reused_command_id_changes_nothing(customers):
     alice = call(customers, "agent", "register", **ALICE)["customer_id"]
     bob = call(customers, "agent", "register", **{**ALICE, "name": "李娜", "phone": "13900000000"})["customer_id"]
     command_id = str(uuid.uuid4())
-    erased = call(customers, "admin", "erase", alice, "customer asked", command_id=command_id)
+    erased = call(customers, "admin", "erase", alice, "subject_request", command_id=command_id)
     assert erased["receipt"]["key_destroyed"] is True
     head = call(customers, "admin", "health")["log_position"]
 
-    assert call(customers, "admin", "erase", alice, "customer asked", command_id=command_id) == erased
-    error = remote_error(customers, "admin", "erase", bob, "customer asked", command_id=command_id)
+    assert call(customers, "admin", "erase", alice, "subject_request", command_id=command_id) == erased
+    error = remote_error(customers, "admin", "erase", bob, "subject_request", command_id=command_id)
     assert error.exc_type == "Conflict"
     assert call(customers, "admin", "health")["log_position"] == head
     view = call(customers, "agent", "get", bob)

@@ -88,3 +88,11 @@ def test_find_paging_limits():
     with pytest.raises(ValidationError) as error:
         load_call(contract.Find(), (), {"page_size": 501})
     assert "page_size" in fields_of(error)
+
+
+def test_an_erasure_reason_is_a_code_so_the_receipt_never_holds_free_text():
+    erase = load_call(contract.Erase(), ("c1", "consent_withdrawn"), {})
+    assert erase["reason"] == "consent_withdrawn"
+    with pytest.raises(ValidationError) as error:
+        load_call(contract.Erase(), ("c1", "张伟 called and asked"), {})
+    assert "reason" in fields_of(error)
