@@ -6,9 +6,11 @@ bound to them in that order. Every command also takes an optional
 ``Conflict``) and ``command_id`` (a repeat returns the first result and
 appends nothing).
 
-Free texts (summary, description, messages, questions, resolution) may hold
-PII: in the log they are AES-GCM ciphertext ``enc:v2:...`` under the
-customer's data key in the complaints service's own key table.
+Free texts (summary, description, messages, questions, resolution, and the
+reasons of an escalation or a reopen) may hold PII: in the log they are
+AES-GCM ciphertext ``enc:v2:...`` under the customer's data key in the
+complaints service's own key table. The SLA sweep's escalations and the
+closing reasons are written by the service and stay plain.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ TEXT_FIELDS: dict[str, tuple[str, ...]] = {
     "ComplaintInfoRequested": ("question",),
     "ComplaintCustomerReplied": ("message",),
     "ComplaintResolved": ("resolution",),
+    "ComplaintEscalated": ("reason",),
+    "ComplaintReopened": ("reason",),
 }
 
 SUMMARY_MAX, TEXT_MAX, REASON_MAX = 200, 5000, 500

@@ -36,16 +36,21 @@ _NOTES = {
     "ComplaintResponded": lambda d: "first reply" if d["first_reply"] else "replied",
     "ComplaintInfoRequested": lambda d: "asked the customer; SLA clock paused",
     "ComplaintCustomerReplied": lambda d: "the customer answered; SLA clock resumed",
-    "ComplaintEscalated": lambda d: f"escalated to level {d['level']}: {d['reason']}",
+    "ComplaintEscalated": lambda d: f"escalated to level {d['level']}"
+                                    + (f" (SLA breach: {d['target']})" if d["trigger"] == "sla_breach" else ""),
     "ComplaintResolved": lambda d: "resolved",
     "ComplaintConfirmed": lambda d: ("customer satisfied" if d["satisfied"] else "customer not satisfied")
                                     + (f", score {d['score']}" if d["score"] is not None else ""),
-    "ComplaintReopened": lambda d: f"reopened: {d['reason']}",
+    "ComplaintReopened": lambda d: f"reopened (reopen {d['reopen_count']})",
     "ComplaintClosed": lambda d: f"closed: {d['reason']}",
     "ComplaintConfirmationReminded": lambda d: f"confirmation reminder; closes itself at {d['closes_at']}",
     "ComplaintSlaWarning": lambda d: f"SLA warning: {d['target']} due {d['due']}",
     "ComplaintSlaBreached": lambda d: f"SLA breached: {d['target']} was due {d['due']}",
 }
+
+
+#: History entries whose text is a reason a person gave; every other text is a message.
+_REASONS = {"ComplaintEscalated": "reasons", "ComplaintReopened": "reasons"}
 
 
 def complaint_view(keys: KeyRing, state: domain.Complaint, envelopes: list[Envelope], rules: domain.Rules,
@@ -88,9 +93,8 @@ def complaint_view(keys: KeyRing, state: domain.Complaint, envelopes: list[Envel
 def texts_in(view: dict[str, Any]) -> list[str]:
     """The texts a complaint view shows in clear: what recording the read must name."""
     shown = [name for name in ("summary", "description", "resolution") if view[name] is not None]
-    if any(entry.get("text") is not None for entry in view["history"]):
-        shown.append("messages")
-    return shown
+    in_history = {_REASONS.get(entry["type"], "messages") for entry in view["history"] if entry.get("text") is not None}
+    return shown + sorted(in_history)
 
 
 # -- lists ---------------------------------------------------------------------------
