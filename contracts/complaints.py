@@ -20,7 +20,7 @@ from datetime import date, datetime, timezone
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from contracts.customers import PiiAccessed
-from contracts.fields import command_id, identifier, text
+from contracts.fields import Text, command_id, identifier, page, page_size
 
 CATEGORIES = ("product_inquiry", "after_sales", "technical_support", "service_attitude", "billing", "other")
 CHANNELS = ("phone", "online", "email", "walk_in")
@@ -86,8 +86,8 @@ class File(Schema):
     customer_id = identifier(required=True)
     channel = _one_of(CHANNELS, required=True)
     category = _one_of(CATEGORIES, required=True)
-    summary = text(SUMMARY_MAX, required=True)
-    description = text(TEXT_MAX, required=True)
+    summary = Text(SUMMARY_MAX, required=True)
+    description = Text(TEXT_MAX, multiline=True, required=True)
     urgency = _one_of(URGENCIES, required=True)
     related_complaint_id = identifier(load_default=None, allow_none=True)
     command_id = command_id()
@@ -103,42 +103,42 @@ class Classify(Schema):
 
 class Assign(Schema):
     complaint_id = identifier(required=True)
-    agent = text(100, required=True)
+    agent = Text(100, required=True)
     expected_version = expected_version()
     command_id = command_id()
 
 
 class Respond(Schema):
     complaint_id = identifier(required=True)
-    message = text(TEXT_MAX, required=True)
+    message = Text(TEXT_MAX, multiline=True, required=True)
     expected_version = expected_version()
     command_id = command_id()
 
 
 class RequestInfo(Schema):
     complaint_id = identifier(required=True)
-    question = text(TEXT_MAX, required=True)
+    question = Text(TEXT_MAX, multiline=True, required=True)
     expected_version = expected_version()
     command_id = command_id()
 
 
 class CustomerReplied(Schema):
     complaint_id = identifier(required=True)
-    message = text(TEXT_MAX, required=True)
+    message = Text(TEXT_MAX, multiline=True, required=True)
     expected_version = expected_version()
     command_id = command_id()
 
 
 class Escalate(Schema):
     complaint_id = identifier(required=True)
-    reason = text(REASON_MAX, required=True)
+    reason = Text(REASON_MAX, multiline=True, required=True)
     expected_version = expected_version()
     command_id = command_id()
 
 
 class Resolve(Schema):
     complaint_id = identifier(required=True)
-    resolution = text(TEXT_MAX, required=True)
+    resolution = Text(TEXT_MAX, multiline=True, required=True)
     expected_version = expected_version()
     command_id = command_id()
 
@@ -153,7 +153,7 @@ class Confirm(Schema):
 
 class Reopen(Schema):
     complaint_id = identifier(required=True)
-    reason = text(REASON_MAX, required=True)
+    reason = Text(REASON_MAX, multiline=True, required=True)
     expected_version = expected_version()
     command_id = command_id()
 
@@ -164,13 +164,13 @@ class GetComplaint(Schema):
 
 class ListComplaints(Schema):
     status = _one_of(STATUSES, load_default=None, allow_none=True)
-    assignee = text(100, load_default=None, allow_none=True)
+    assignee = Text(100, load_default=None, allow_none=True)
     category = _one_of(CATEGORIES, load_default=None, allow_none=True)
     priority = _one_of(PRIORITIES, load_default=None, allow_none=True)
     breached = fields.Boolean(load_default=None, allow_none=True)
     customer_id = identifier(load_default=None, allow_none=True)
-    page = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1))
-    page_size = fields.Integer(load_default=50, strict=True, validate=validate.Range(min=1, max=500))
+    page = page()
+    page_size = page_size()
 
 
 class Stats(Schema):

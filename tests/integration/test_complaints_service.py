@@ -100,7 +100,7 @@ def listed(config, **filters) -> dict:
 def listed_as(config, complaint_id, **expected):
     """Wait until the list shows the complaint with ``expected`` values; return its row."""
     def row():
-        items = [item for item in listed(config, page_size=500)["items"] if item["complaint_id"] == complaint_id]
+        items = [item for item in listed(config, page_size=200)["items"] if item["complaint_id"] == complaint_id]
         return items and all(items[0][key] == value for key, value in expected.items()) and items[0]
     return wait_for(row, what=f"complaint {complaint_id} listed with {expected}")
 

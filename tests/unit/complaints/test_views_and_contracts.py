@@ -50,11 +50,22 @@ def test_file_binds_positional_arguments_in_call_order():
     ({**FILE, "summary": "x" * 201}, "summary"),
     ({**FILE, "customer_id": "not an id"}, "customer_id"),
     ({**FILE, "extra": 1}, "extra"),
+    ({**FILE, "description": "漏水\x00"}, "description"),
+    ({**FILE, "summary": "漏水\n张伟"}, "summary"),
+    ({**FILE, "summary": "\u2066漏水"}, "summary"),
 ])
 def test_file_refuses_bad_fields_by_name(payload, field):
     with pytest.raises(ValidationError) as refused:
         load(contract.File(), payload)
     assert field in refused.value.fields
+
+
+def test_texts_may_span_lines_and_lists_are_paged_within_limits():
+    assert load(contract.File(), {**FILE, "description": "漏水\n\t地板泡坏了"})["description"] == "漏水\n\t地板泡坏了"
+    for paging in ({"page_size": 201}, {"page": 1001}):
+        with pytest.raises(ValidationError) as refused:
+            load(contract.ListComplaints(), paging)
+        assert set(paging) <= set(refused.value.fields)
 
 
 def test_confirm_takes_a_score_from_one_to_five_or_none():
