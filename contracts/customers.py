@@ -14,6 +14,9 @@ from contracts.fields import (Email, PastDate, Phone, Text, TimeZone, check_luna
 TIERS = ("partner", "cooperative", "general", "potential_competitor")
 CONSENT_PURPOSES = ("care_messages", "callbacks", "marketing")
 CONTACT_PURPOSES = CONSENT_PURPOSES + ("complaint_handling",)
+#: What ``reveal_contact`` discloses in clear for each purpose: the contact, and the birthday for care messages.
+REVEALED_FIELDS: dict[str, tuple[str, ...]] = {**{purpose: ("name", "phone", "email") for purpose in CONTACT_PURPOSES},
+                                               "care_messages": ("name", "phone", "email", "birthday")}
 CALENDARS = ("gregorian", "lunar")
 #: Why a customer is erased (PIPL art. 47). The erasure receipt outlives the customer's key, so its
 #: reason is one of these codes, never free text that could name the customer.

@@ -40,16 +40,20 @@ def caught_up(config):
     return all(p["lag"] == 0 for p in health["projections"].values()) and health
 
 
-def test_register_then_get_unmasked_for_agents_and_masked_for_operators(customers):
+def test_register_then_get_unmasked_for_agents_and_masked_for_operators_auditors_and_services(customers):
     created = call(customers, "agent", "register", **ALICE)
     assert created["version"] == 1
     agent_view = call(customers, "agent", "get", created["customer_id"])
     assert (agent_view["name"], agent_view["phone"], agent_view["email"]) == ("张伟", "13812345678", "zhangwei@example.com")
+    assert agent_view["birthday"] == "1985-03-08"
     assert agent_view["consents"] == ["callbacks"] and agent_view["tags"] == ["vip", "beijing"]
-    operator_view = call(customers, "operator", "get", created["customer_id"])
-    assert operator_view["phone"] == "138****5678" and operator_view["email"] == "z***@example.com"
+    for role in ("operator", "auditor", "service"):
+        masked = call(customers, role, "get", created["customer_id"])
+        assert (masked["name"], masked["phone"], masked["email"], masked["birthday"]) == (
+            "张*", "138****5678", "z***@example.com", "1985-**-**"), role
     accesses = [e for e in call(customers, "admin", "events_since", 0, 100) if e["type"] == "PiiAccessed"]
     assert len(accesses) == 1 and accesses[0]["actor"]["role"] == "agent"
+    assert accesses[0]["data"]["fields"] == ["name", "phone", "email", "birthday"]
 
 
 def test_pii_is_ciphertext_in_the_log_and_the_actor_is_recorded(customers):
@@ -87,9 +91,10 @@ def test_reveal_contact_needs_consent_for_the_purpose_and_is_recorded(customers)
     error = remote_error(customers, "service", "reveal_contact", customer_id, "care_messages")
     assert error.exc_type == "Forbidden" and "care_messages" in error.value
     contact = call(customers, "service", "reveal_contact", customer_id, "callbacks")
-    assert contact["phone"] == "13812345678"
+    assert (contact["name"], contact["phone"]) == ("张伟", "13812345678") and "birthday" not in contact
     accesses = [e["data"] for e in call(customers, "admin", "events_since", 0, 100) if e["type"] == "PiiAccessed"]
-    assert {"purpose": "callbacks", "method": "reveal_contact"}.items() <= accesses[-1].items()
+    assert {"purpose": "callbacks", "method": "reveal_contact",
+            "fields": ["name", "phone", "email"]}.items() <= accesses[-1].items()
 
 
 def test_find_filters_pages_and_masks(customers):
@@ -100,7 +105,7 @@ def test_find_filters_pages_and_masks(customers):
     wait_for(lambda: caught_up(customers), what="directory caught up")
     by_phone = call(customers, "agent", "find", phone="13900000003")
     assert [item["customer_id"] for item in by_phone["items"]] == [ids[3]]
-    assert by_phone["items"][0]["phone"] == "139****0003"
+    assert (by_phone["items"][0]["name"], by_phone["items"][0]["phone"]) == ("张*", "139****0003")
     assert call(customers, "agent", "find", email="u4@example.com")["items"][0]["customer_id"] == ids[4]
     assert call(customers, "agent", "find", name_prefix="张")["total"] == 5
     assert call(customers, "agent", "find", tag="vip")["total"] == 2
