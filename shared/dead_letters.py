@@ -3,7 +3,8 @@
 A consumer that fails an event ``max_attempts`` times parks it here with the
 error and goes on, so one bad event never blocks a stream. An operator fixes
 the cause and retries it (``crm dlq list|retry``); a retried letter is kept,
-marked with ``retried_at``, as a record of what happened.
+marked with ``retried_at``, as a record of what happened. The letters of an
+erased customer are deleted with their key (``purge_letters_of``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Mapping, Protocol
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from shared.canonical import canonical_json
@@ -111,3 +112,13 @@ class DeadLetters:
         if row is None:
             raise NotFound(f"no dead letter {dead_letter_id}; `crm dlq list` shows the waiting ones")
         return {**row, "envelope": json.loads(row["envelope"])}
+
+
+def purge_letters_of(connection: Connection, customer_id: str) -> int:
+    """Delete every letter whose event names ``customer_id``, in the caller's transaction; how many went.
+
+    Envelopes are stored as canonical JSON, so an event about the customer
+    holds exactly ``"customer_id":"<id>"``.
+    """
+    named = dead_letters.c.envelope.contains(canonical_json({"customer_id": customer_id})[1:-1], autoescape=True)
+    return connection.execute(delete(dead_letters).where(named)).rowcount

@@ -59,6 +59,7 @@ class ComplaintList(Projection):
     name = "complaints.list"
     metadata = metadata
     never_parked = frozenset({"CustomerErased"})
+    personal_data = (complaint_list,)
 
     @handles("customers", "CustomerErased")
     def customer_erased(self, connection: Connection, envelope: Envelope) -> None:

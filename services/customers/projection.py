@@ -61,6 +61,7 @@ class CustomerDirectory(Projection):
     name = "customers.directory"
     metadata = metadata
     never_parked = frozenset({"CustomerErased"})
+    personal_data = (directory, tags)
 
     @handles("customers", "CustomerRegistered")
     def registered(self, connection: Connection, envelope: Envelope) -> None:

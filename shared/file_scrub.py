@@ -1,0 +1,67 @@
+"""Make what was deleted from tables leave the database files too.
+
+Deleting a row or setting a column to NULL leaves the old bytes behind:
+
+* **SQLite** zeroes deleted content in its pages (``secure_delete``, set on
+  every connection), but the write-ahead log still holds earlier images of
+  those pages. A ``wal_checkpoint(TRUNCATE)`` copies the newest pages into
+  the database file and empties the log. It needs every reader to be on
+  the newest snapshot; it waits a moment for that and otherwise reports
+  not done, to be tried again.
+* **PostgreSQL** keeps old row versions in the table and their entries in
+  the indexes until a vacuum, and a plain ``VACUUM`` leaves their bytes in
+  the pages' free space (and, when only a few rows died, skips the indexes
+  altogether). ``VACUUM FULL`` writes the table and its indexes anew from
+  the live rows only. It holds an exclusive lock while it runs, so it waits
+  at most a moment for that lock and otherwise reports not done, rather
+  than queue every reader of the table behind a long transaction
+  (docs/decisions.md, "Privacy"). ``VACUUM`` cannot run inside a transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from sqlalchemy import Table
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from shared.eventstore.engine import pooled_cursor
+
+CHECKPOINT_WAIT_MS = 200  # how long a checkpoint waits for readers to move on before it gives up for now
+LOCK_WAIT_MS = 1000  # how long VACUUM FULL waits for its lock before it gives up for now
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+def scrub(engine: Engine, tables: Iterable[Table]) -> bool:
+    """Scrub the files behind ``tables``; False if readers or locks were in the way: try again later."""
+    if engine.dialect.name == "sqlite":
+        return _checkpoint_sqlite(engine)
+    return _rewrite_postgres(engine, tables)
+
+
+def _checkpoint_sqlite(engine: Engine) -> bool:
+    with pooled_cursor(engine) as cursor:
+        usual_wait = cursor.execute("PRAGMA busy_timeout").fetchone()[0]
+        cursor.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+        try:
+            busy, _frames, _copied = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout={usual_wait}")
+    return busy == 0
+
+
+def _rewrite_postgres(engine: Engine, tables: Iterable[Table]) -> bool:
+    quote = engine.dialect.identifier_preparer.format_table
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql(f"SET lock_timeout = {LOCK_WAIT_MS}")
+        try:
+            for table in tables:
+                connection.exec_driver_sql(f"VACUUM (FULL) {quote(table)}")
+        except OperationalError as error:
+            if getattr(error.orig, "pgcode", None) == LOCK_NOT_AVAILABLE:
+                return False
+            raise
+        finally:
+            connection.exec_driver_sql("RESET lock_timeout")
+    return True
