@@ -11,7 +11,7 @@ from nameko.rpc import rpc
 
 from services.customers.service import CustomersService
 from shared.auth import issue_token
-from tests.support import ISSUER_KEY, rpc_as, running, service_config, wait_for
+from tests.support import ISSUER_KEY, event_log, rpc_as, running, service_config, wait_for
 
 ALICE = {"name": "张伟", "phone": "13812345678", "email": "zhangwei@example.com", "birthday": "1985-03-08",
          "tier": "general", "tags": ["vip", "beijing"], "consents": ["callbacks"]}
@@ -201,6 +201,39 @@ def test_bad_input_is_a_validation_error_naming_the_field_and_writes_nothing(cus
     assert error.exc_type == "ValidationError" and "_payload" in error.value
     assert remote_error(customers, "agent", "get", "no-such-customer").exc_type == "NotFound"
     assert call(customers, "admin", "health")["log_position"] == head
+
+
+def test_text_a_column_cannot_hold_is_refused_at_the_edge_and_writes_nothing(customers):
+    head = call(customers, "admin", "health")["log_position"]
+    for bad, field in (({"name": "ß" * 60}, "name"), ({"tags": ["vip", "a\x00b"]}, "tags")):
+        error = remote_error(customers, "agent", "register", **{**ALICE, **bad})
+        assert error.exc_type == "ValidationError" and field in error.value and "ß" not in error.value
+    assert call(customers, "admin", "health")["log_position"] == head
+    fits = call(customers, "agent", "register", **{**ALICE, "name": "ß" * 50})["customer_id"]
+    wait_for(lambda: caught_up(customers), what="directory caught up")
+    assert [item["customer_id"] for item in call(customers, "agent", "find", name_prefix="SS")["items"]] == [fits]
+    assert call(customers, "admin", "health")["dead_letters"] == 0
+
+
+def test_a_replica_that_read_a_customer_opens_nothing_once_another_erased(tmp_path, database_url, amqp_uri):
+    config = service_config(tmp_path, amqp_uri, customers=database_url)
+    with running(CustomersService, config) as first, running(CustomersService, config) as second:
+        customer_id = call(config, "agent", "register", **ALICE)["customer_id"]
+        [sealed] = [e["data"]["name"] for e in call(config, "service", "events_since", 0, 10)
+                    if e["type"] == "CustomerRegistered"]
+        replicas = [event_log(container) for container in (first, second)]
+
+        def opened_by_each():
+            return [replica.keys.opening_key(customer_id).open(sealed, f"customer-{customer_id}", "name")
+                    for replica in replicas]
+
+        assert opened_by_each() == ["张伟", "张伟"]
+        assert {call(config, "agent", "get", customer_id)["name"] for _ in range(4)} == {"张伟"}  # both serve
+        call(config, "admin", "erase", customer_id, "subject_request")
+        assert opened_by_each() == [None, None]
+        assert {call(config, "agent", "get", customer_id)["name"] for _ in range(4)} == {None}
+        erased_in = [replica.erasure_scrub.reactions[0].erased_through > 0 for replica in replicas]
+        assert sorted(erased_in) == [False, True]  # the erasure reaction ran in one replica only
 
 
 def test_tokens_are_checked_on_every_method(customers):

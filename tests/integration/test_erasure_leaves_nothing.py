@@ -30,9 +30,8 @@ from sqlalchemy import select
 from services.complaints.service import ComplaintsService
 from services.customers.service import CustomersService
 from shared.consumers import as_envelope
-from shared.event_log import EventLog
 from shared.eventstore.tables import data_keys
-from tests.support import private_vhost, rpc_as, running, service_config, wait_for
+from tests.support import event_log, private_vhost, rpc_as, running, service_config, wait_for
 
 NAME, PHONE, EMAIL, BIRTHDAY = "欧阳明华", "13987654321", "minghua.ouyang@example.org", "1979-11-23"
 TIER_REASON = "签了框架合同 ref TR-5521"
@@ -95,10 +94,6 @@ def crm(data_dir, database_urls, amqp_uri, service_log):
 def call(config, role, service, method, *args, **kwargs):
     with rpc_as(config, role) as proxy:
         return getattr(proxy[service], method)(*args, **kwargs)
-
-
-def event_log(container) -> EventLog:
-    return next(dependency for dependency in container.dependencies if isinstance(dependency, EventLog))
 
 
 def wrapped_keys(containers, customer_id) -> list[bytes]:
