@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.canonical import canonical_json
 from shared.errors import Conflict
+from shared.eventstore.engine import paramstyle, pooled_cursor
 from shared.eventstore.envelope import utc_now_iso
 from shared.eventstore.tables import data_keys
 
@@ -119,6 +120,7 @@ class KeyRing:
     def __init__(self, engine: Engine, master_key: bytes):
         self.engine = engine
         self._master = master_key
+        self._select_wrapped = paramstyle(engine, "SELECT wrapped_key FROM data_keys WHERE subject_id = ?")
 
     def create(self, subject_id: str) -> SubjectKey:
         """The key of a subject known to be new (a registration): made without looking first."""
@@ -165,10 +167,13 @@ class KeyRing:
         return row is not None and row[0] is not None
 
     def _load(self, subject_id: str) -> bytes | None | object:
-        """The unwrapped key, ``None`` if destroyed, ``_ABSENT`` if the subject has no key here."""
-        with self.engine.connect() as connection:
-            row = connection.execute(select(data_keys.c.wrapped_key)
-                                     .where(data_keys.c.subject_id == subject_id)).first()
+        """The unwrapped key, ``None`` if destroyed, ``_ABSENT`` if the subject has no key here.
+
+        Every use of a key reads it, so this goes to the driver directly (``pooled_cursor``).
+        """
+        with pooled_cursor(self.engine) as cursor:
+            cursor.execute(self._select_wrapped, (subject_id,))
+            row = cursor.fetchone()
         if row is None:
             return _ABSENT
         if row[0] is None:
