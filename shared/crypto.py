@@ -68,10 +68,6 @@ class SubjectKey:
         self.subject_id = subject_id
         self._key = key
 
-    @property
-    def destroyed(self) -> bool:
-        return self._key is None
-
     def seal(self, value: str | None, stream: str, field: str) -> str | None:
         if value is None:
             return None

@@ -129,9 +129,10 @@ class CustomerDirectory(Projection):
 
     def _open(self, envelope: Envelope, data: dict) -> dict:
         """The PII fields present in ``data``, opened with the key as it is now (``None`` once erased)."""
-        key = self.keys.opening_key(envelope.data["customer_id"])
-        return key.open_fields({field: data[field] for field in PII_FIELDS if field in data}, PII_FIELDS,
-                               envelope.stream_id)
+        present = {field: data[field] for field in PII_FIELDS if field in data}
+        if not present:
+            return {}
+        return self.keys.opening_key(envelope.data["customer_id"]).open_fields(present, PII_FIELDS, envelope.stream_id)
 
 
 def _name_key(name: str | None) -> str | None:
