@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.canonical import canonical_json
 from shared.errors import Conflict
-from shared.eventstore.engine import paramstyle, pooled_cursor
+from shared.eventstore.engine import paramstyle, pooled_cursor, translated_errors
 from shared.eventstore.envelope import utc_now_iso
 from shared.eventstore.tables import data_keys
 
@@ -117,6 +117,8 @@ class KeyRing:
         self.engine = engine
         self._master = master_key
         self._select_wrapped = paramstyle(engine, "SELECT wrapped_key FROM data_keys WHERE subject_id = ?")
+        self._insert_key = paramstyle(engine, "INSERT INTO data_keys (subject_id, wrapped_key, created_at) "
+                                              "VALUES (?, ?, ?)")
 
     def create(self, subject_id: str) -> SubjectKey:
         """The key of a subject known to be new (a registration): made without looking first."""
@@ -165,7 +167,7 @@ class KeyRing:
     def _load(self, subject_id: str) -> bytes | None | object:
         """The unwrapped key, ``None`` if destroyed, ``_ABSENT`` if the subject has no key here.
 
-        Every use of a key reads it, so this goes to the driver directly (``pooled_cursor``).
+        Every use of a key reads it, so this goes to the driver directly.
         """
         with pooled_cursor(self.engine) as cursor:
             cursor.execute(self._select_wrapped, (subject_id,))
@@ -181,15 +183,19 @@ class KeyRing:
                                  "CRM_MASTER_KEY this database's keys were created with") from None
 
     def _create(self, subject_id: str) -> bytes | None:
+        """A new key, stored wrapped; through the driver, as every registration makes one."""
         key = AESGCM.generate_key(bit_length=256)
         wrapped = _seal(self._master, key, subject_id.encode())
+        connection = self.engine.raw_connection()
         try:
-            with self.engine.begin() as connection:
-                connection.execute(insert(data_keys), {"subject_id": subject_id, "wrapped_key": wrapped,
-                                                       "created_at": utc_now_iso()})
+            with translated_errors(self.engine, connection):
+                connection.dbapi_connection.cursor().execute(self._insert_key, (subject_id, wrapped, utc_now_iso()))
+                connection.dbapi_connection.commit()  # PostgreSQL began a transaction; SQLite is in autocommit
         except IntegrityError:  # created concurrently, or destroyed: the stored row wins
             stored = self._load(subject_id)
             return None if stored is _ABSENT else stored
+        finally:
+            connection.close()
         return key
 
     @staticmethod
