@@ -6,9 +6,11 @@ bound to them in that order. Every command also takes an optional
 ``Conflict``) and ``command_id`` (a repeat returns the first result and
 appends nothing).
 
-Free texts (summary, description, messages, questions, resolution) may hold
-PII: in the log they are AES-GCM ciphertext ``enc:v1:...`` under the
-customer's data key in the complaints service's own key table.
+Free texts (summary, description, messages, questions, resolution, and the
+reasons of an escalation or a reopen) may hold PII: in the log they are
+AES-GCM ciphertext ``enc:v2:...`` under the customer's data key in the
+complaints service's own key table. The SLA sweep's escalations and the
+closing reasons are written by the service and stay plain.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import date, datetime, timezone
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from contracts.customers import PiiAccessed
-from contracts.fields import command_id, identifier, text
+from contracts.fields import Text, command_id, identifier, page, page_size
 
 CATEGORIES = ("product_inquiry", "after_sales", "technical_support", "service_attitude", "billing", "other")
 CHANNELS = ("phone", "online", "email", "walk_in")
@@ -36,6 +38,8 @@ TEXT_FIELDS: dict[str, tuple[str, ...]] = {
     "ComplaintInfoRequested": ("question",),
     "ComplaintCustomerReplied": ("message",),
     "ComplaintResolved": ("resolution",),
+    "ComplaintEscalated": ("reason",),
+    "ComplaintReopened": ("reason",),
 }
 
 SUMMARY_MAX, TEXT_MAX, REASON_MAX = 200, 5000, 500
@@ -82,8 +86,8 @@ class File(Schema):
     customer_id = identifier(required=True)
     channel = _one_of(CHANNELS, required=True)
     category = _one_of(CATEGORIES, required=True)
-    summary = text(SUMMARY_MAX, required=True)
-    description = text(TEXT_MAX, required=True)
+    summary = Text(SUMMARY_MAX, required=True)
+    description = Text(TEXT_MAX, multiline=True, required=True)
     urgency = _one_of(URGENCIES, required=True)
     related_complaint_id = identifier(load_default=None, allow_none=True)
     command_id = command_id()
@@ -99,42 +103,42 @@ class Classify(Schema):
 
 class Assign(Schema):
     complaint_id = identifier(required=True)
-    agent = text(100, required=True)
+    agent = Text(100, required=True)
     expected_version = expected_version()
     command_id = command_id()
 
 
 class Respond(Schema):
     complaint_id = identifier(required=True)
-    message = text(TEXT_MAX, required=True)
+    message = Text(TEXT_MAX, multiline=True, required=True)
     expected_version = expected_version()
     command_id = command_id()
 
 
 class RequestInfo(Schema):
     complaint_id = identifier(required=True)
-    question = text(TEXT_MAX, required=True)
+    question = Text(TEXT_MAX, multiline=True, required=True)
     expected_version = expected_version()
     command_id = command_id()
 
 
 class CustomerReplied(Schema):
     complaint_id = identifier(required=True)
-    message = text(TEXT_MAX, required=True)
+    message = Text(TEXT_MAX, multiline=True, required=True)
     expected_version = expected_version()
     command_id = command_id()
 
 
 class Escalate(Schema):
     complaint_id = identifier(required=True)
-    reason = text(REASON_MAX, required=True)
+    reason = Text(REASON_MAX, multiline=True, required=True)
     expected_version = expected_version()
     command_id = command_id()
 
 
 class Resolve(Schema):
     complaint_id = identifier(required=True)
-    resolution = text(TEXT_MAX, required=True)
+    resolution = Text(TEXT_MAX, multiline=True, required=True)
     expected_version = expected_version()
     command_id = command_id()
 
@@ -149,7 +153,7 @@ class Confirm(Schema):
 
 class Reopen(Schema):
     complaint_id = identifier(required=True)
-    reason = text(REASON_MAX, required=True)
+    reason = Text(REASON_MAX, multiline=True, required=True)
     expected_version = expected_version()
     command_id = command_id()
 
@@ -160,13 +164,13 @@ class GetComplaint(Schema):
 
 class ListComplaints(Schema):
     status = _one_of(STATUSES, load_default=None, allow_none=True)
-    assignee = text(100, load_default=None, allow_none=True)
+    assignee = Text(100, load_default=None, allow_none=True)
     category = _one_of(CATEGORIES, load_default=None, allow_none=True)
     priority = _one_of(PRIORITIES, load_default=None, allow_none=True)
     breached = fields.Boolean(load_default=None, allow_none=True)
     customer_id = identifier(load_default=None, allow_none=True)
-    page = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1))
-    page_size = fields.Integer(load_default=50, strict=True, validate=validate.Range(min=1, max=500))
+    page = page()
+    page_size = page_size()
 
 
 class Stats(Schema):

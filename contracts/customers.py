@@ -8,18 +8,28 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from contracts.fields import (LOCALE_PATTERN, PastDate, Phone, TimeZone, check_lunar_birthday, command_id,
-                             identifier, text)
+from contracts.fields import (Email, PastDate, Phone, Text, TimeZone, check_lunar_birthday, command_id,
+                             identifier, locale, page, page_size)
 
 TIERS = ("partner", "cooperative", "general", "potential_competitor")
 CONSENT_PURPOSES = ("care_messages", "callbacks", "marketing")
 CONTACT_PURPOSES = CONSENT_PURPOSES + ("complaint_handling",)
+#: What ``reveal_contact`` discloses in clear for each purpose: the contact, and the birthday for care messages.
+REVEALED_FIELDS: dict[str, tuple[str, ...]] = {**{purpose: ("name", "phone", "email") for purpose in CONTACT_PURPOSES},
+                                               "care_messages": ("name", "phone", "email", "birthday")}
 CALENDARS = ("gregorian", "lunar")
+#: Why a customer is erased (PIPL art. 47). The erasure receipt outlives the customer's key, so its
+#: reason is one of these codes, never free text that could name the customer.
+ERASURE_REASONS = ("subject_request", "consent_withdrawn", "purpose_fulfilled", "retention_expired",
+                   "service_ended", "unlawful_processing", "legal_requirement")
 PII_FIELDS = ("name", "phone", "email", "birthday")
+#: Event data fields sealed under the customer's key: the PII, and free texts that may hold it.
+#: ``CustomerDetailsChanged`` seals the PII fields among its ``changes``.
+SEALED_FIELDS: dict[str, tuple[str, ...]] = {"CustomerRegistered": PII_FIELDS, "CustomerTierChanged": ("reason",)}
 MAX_TAGS = 20
 
 Tier = lambda **kw: fields.String(validate=validate.OneOf(TIERS), **kw)  # noqa: E731
-Tags = lambda **kw: fields.List(text(40), validate=validate.Length(max=MAX_TAGS), **kw)  # noqa: E731
+Tags = lambda **kw: fields.List(Text(40), validate=validate.Length(max=MAX_TAGS), **kw)  # noqa: E731
 
 
 class _BirthdayRule:
@@ -32,12 +42,12 @@ class _BirthdayRule:
 
 
 class Register(_BirthdayRule, Schema):
-    name = text(100, required=True)
+    name = Text(100, casefolded=True, required=True)
     phone = Phone(load_default=None, allow_none=True)
-    email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=254))
+    email = Email(load_default=None, allow_none=True)
     birthday = PastDate(load_default=None, allow_none=True)
     birthday_calendar = fields.String(load_default="gregorian", validate=validate.OneOf(CALENDARS))
-    locale = fields.String(load_default="zh-CN", validate=validate.Regexp(LOCALE_PATTERN, error="use a locale like zh-CN"))
+    locale = locale(load_default="zh-CN")
     timezone = TimeZone(load_default="Asia/Shanghai")
     tier = Tier(load_default="general")
     tags = Tags(load_default=list)
@@ -53,12 +63,12 @@ class Register(_BirthdayRule, Schema):
 class Changes(_BirthdayRule, Schema):
     """Fields ``update`` may change; at least one."""
 
-    name = text(100)
+    name = Text(100, casefolded=True)
     phone = Phone(allow_none=True)
-    email = fields.Email(allow_none=True, validate=validate.Length(max=254))
+    email = Email(allow_none=True)
     birthday = PastDate(allow_none=True)
     birthday_calendar = fields.String(validate=validate.OneOf(CALENDARS))
-    locale = fields.String(validate=validate.Regexp(LOCALE_PATTERN, error="use a locale like zh-CN"))
+    locale = locale()
     timezone = TimeZone()
     tags = Tags()
 
@@ -82,7 +92,7 @@ class GetCustomer(Schema):
 class SetTier(Schema):
     customer_id = identifier(required=True)
     tier = Tier(required=True)
-    reason = text(500, required=True)
+    reason = Text(500, multiline=True, required=True)
     command_id = command_id()
 
 
@@ -94,18 +104,18 @@ class Consent(Schema):
 
 class Erase(Schema):
     customer_id = identifier(required=True)
-    reason = text(500, required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(ERASURE_REASONS))
     command_id = command_id()
 
 
 class Find(Schema):
     phone = Phone(load_default=None)
-    email = fields.Email(load_default=None)
-    name_prefix = text(100, load_default=None)
+    email = Email(load_default=None)
+    name_prefix = Text(100, casefolded=True, load_default=None)
     tier = Tier(load_default=None)
-    tag = text(40, load_default=None)
-    page = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1))
-    page_size = fields.Integer(load_default=50, strict=True, validate=validate.Range(min=1, max=500))
+    tag = Text(40, load_default=None)
+    page = page()
+    page_size = page_size()
 
 
 class RevealContact(Schema):
@@ -113,7 +123,7 @@ class RevealContact(Schema):
     purpose = fields.String(required=True, validate=validate.OneOf(CONTACT_PURPOSES))
 
 
-# -- event data (PII fields hold ciphertext ``enc:v1:...`` in the log) --------
+# -- event data (PII fields hold ciphertext ``enc:v2:...`` in the log) --------
 
 class CustomerRegistered(Schema):
     customer_id = fields.String(required=True)
@@ -149,7 +159,7 @@ class ConsentChanged(Schema):
 class CustomerErased(Schema):
     customer_id = fields.String(required=True)
     receipt_id = fields.String(required=True)
-    reason = fields.String(required=True)
+    reason = fields.String(required=True)  # an ERASURE_REASONS code; free text in events logged before the codes
     erased_at = fields.String(required=True)
 
 

@@ -37,7 +37,8 @@ from sqlalchemy.pool import StaticPool
 from shared.canonical import GENESIS_HASH
 from shared.checksums import checksum
 from shared.consumers import Consumer, as_envelope
-from shared.dead_letters import DeadLetters, describe
+from shared.dead_letters import DeadLetters
+from shared.error_text import describe
 from shared.errors import Conflict
 from shared.eventstore.engine import write_transaction
 from shared.eventstore.envelope import Envelope
@@ -316,8 +317,8 @@ class ConsumerRunner:
 
     def _dead_letter(self, upstream: str, envelope: Envelope, error: BaseException) -> str:
         """Park the event and move past it in one transaction, so the stream goes on."""
-        log.error("%s dead-lettered %s %s at position %d after %d attempts", self.consumer.name, upstream,
-                  envelope.type, envelope.position, self.max_attempts, exc_info=error)
+        log.error("%s dead-lettered %s %s at position %d after %d attempts: %s", self.consumer.name, upstream,
+                  envelope.type, envelope.position, self.max_attempts, describe(error))
         with write_transaction(self.engine) as connection, connection.begin():
             if not self._advance(connection, upstream, envelope):
                 return "duplicate"
@@ -534,7 +535,8 @@ def _scratch_engine(metadata: MetaData) -> Engine:
     ``StaticPool`` hands out one connection; otherwise every checkout would
     open a new, empty in-memory database.
     """
-    engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
+    engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False},
+                           hide_parameters=True)
     projection_tracking.metadata.create_all(engine, tables=[projection_tracking, dead_letters])
     metadata.create_all(engine)
     return engine

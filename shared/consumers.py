@@ -24,7 +24,7 @@ import abc
 import dataclasses
 from typing import Any, Callable, ClassVar, Mapping
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 from sqlalchemy.engine import Connection
 
 from shared.crypto import KeyRing
@@ -111,11 +111,15 @@ class Projection(Consumer):
     and keys taken from the domain (stream ids), not autoincrement counters.
     ``never_parked`` names event types that must apply however long it
     takes: an erasure parked would leave personal data in the read model.
+    ``personal_data`` names the tables that hold PII in clear, so that what
+    an erasure deleted from them also leaves the database files
+    (``shared.erasure``).
     """
 
     metadata: ClassVar[MetaData]
     rebuildable = True
     never_parked: ClassVar[frozenset[str]] = frozenset()
+    personal_data: ClassVar[tuple[Table, ...]] = ()  # tables holding PII in clear: scrubbed after an erasure
 
     def may_park(self, envelope: Envelope) -> bool:
         return envelope.type not in self.never_parked

@@ -3,7 +3,8 @@
 A consumer that fails an event ``max_attempts`` times parks it here with the
 error and goes on, so one bad event never blocks a stream. An operator fixes
 the cause and retries it (``crm dlq list|retry``); a retried letter is kept,
-marked with ``retried_at``, as a record of what happened.
+marked with ``retried_at``, as a record of what happened. The letters of an
+erased customer are deleted with their key (``purge_letters_of``).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Mapping, Protocol
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from shared.canonical import canonical_json
+from shared.error_text import describe
 from shared.errors import Conflict, NotFound, ValidationError
 from shared.eventstore.envelope import Envelope, utc_now_iso
 from shared.eventstore.tables import dead_letters
@@ -112,6 +114,11 @@ class DeadLetters:
         return {**row, "envelope": json.loads(row["envelope"])}
 
 
-def describe(error: BaseException) -> str:
-    """The error text kept with a letter: exception type and message."""
-    return f"{type(error).__name__}: {error}"
+def purge_letters_of(connection: Connection, customer_id: str) -> int:
+    """Delete every letter whose event names ``customer_id``, in the caller's transaction; how many went.
+
+    Envelopes are stored as canonical JSON, so an event about the customer
+    holds exactly ``"customer_id":"<id>"``.
+    """
+    named = dead_letters.c.envelope.contains(canonical_json({"customer_id": customer_id})[1:-1], autoescape=True)
+    return connection.execute(delete(dead_letters).where(named)).rowcount

@@ -2,7 +2,8 @@
 
 One ``EventLog`` per service container owns the store, the data keys, the
 relay (log → RabbitMQ) and the consumers (projections and reactions) that
-follow the service's own log and its upstreams' logs. It starts them with
+follow the service's own log and its upstreams' logs, and scrubs the
+database files after erasures (``shared.erasure``). It starts them with
 the container and stops them with it; workers get a thin ``WorkerLog``
 that appends with the caller's identity.
 """
@@ -20,6 +21,8 @@ from shared.auth import Principal
 from shared.config import Settings, load_settings
 from contracts.envelope import Envelope as EnvelopeSchema
 from shared.crypto import KeyRing
+from shared.error_text import describe
+from shared.erasure import ScrubAfterErasures
 from shared.errors import ValidationError
 from shared.dead_letters import DeadLetters
 from shared.eventstore.envelope import CommandContext, NewEvent
@@ -102,6 +105,7 @@ class EventLog(DependencyProvider):
         self.runners = [ConsumerRunner(self.store.engine, consumer(self.keys), self.fetch_upstream, check=check)
                         for consumer in self.consumer_classes]
         self.dead_letters = DeadLetters(self.store.engine)
+        self.erasure_scrub = ScrubAfterErasures(self.store.engine, self.runners)
         self.relay = Relay(self.store, self.settings.amqp_uri,
                            Lease(self.store.engine, f"{service}.relay", owner_id(self)))
         self.store.on_append(lambda _envelopes: (self.relay.wake(), self._wakeup.set()))
@@ -149,14 +153,15 @@ class EventLog(DependencyProvider):
                 return
 
     def _follow(self) -> None:
-        """Keep the consumers of the own log current, and retry stalled consumers when due."""
+        """Keep the consumers of the own log current, retry stalled ones when due, then scrub after erasures."""
         while not self._stop.is_set():
             self._wakeup.clear()
             try:
                 self.catch_up()
                 self.retry_stalled()
-            except Exception:  # keep following: a broken database must not end the service
-                log.exception("catching up the consumers failed; retrying")
+                self.erasure_scrub.run_when_settled()
+            except Exception as error:  # keep following: a broken database must not end the service
+                log.error("catching up the consumers failed; retrying: %s", describe(error))
             self._wakeup.wait(FOLLOW_POLL_SECONDS)
 
     def retry_stalled(self) -> None:

@@ -19,18 +19,22 @@ from shared.metrics import Metrics
 from shared.validation import load_call
 
 
+MAX_POSITION = 2**63 - 1  # BIGINT: a larger number would fail in the database, not here
+MAX_DEAD_LETTER_ID = 2**31 - 1  # INTEGER
+
+
 class _EventsSince(Schema):
-    after_position = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
+    after_position = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=MAX_POSITION))
     limit = fields.Integer(load_default=500, strict=True, validate=validate.Range(min=1, max=5000))
 
 
 class _VerifyLog(Schema):
-    from_position = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1))
+    from_position = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=MAX_POSITION))
     every_signature = fields.Boolean(load_default=False, truthy={True}, falsy={False})
 
 
 class _DeadLetter(Schema):
-    dead_letter_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    dead_letter_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=MAX_DEAD_LETTER_ID))
 
 
 class LogEndpoints:

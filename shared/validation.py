@@ -3,11 +3,14 @@
 RPC methods take positional or keyword arguments; ``load`` binds them to
 the schema's field order, refuses oversized payloads
 and unknown fields, and turns marshmallow's messages into the project's
-``ValidationError`` so callers always see which field to fix.
+``ValidationError`` so callers always see which field to fix. Messages
+never repeat the values they refuse (they are logged); a key that cannot
+be a field name is reported as ``_unknown`` instead of by itself.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
 from marshmallow import Schema, ValidationError as SchemaError
@@ -16,6 +19,8 @@ from shared.canonical import canonical_json
 from shared.errors import ValidationError
 
 MAX_PAYLOAD_BYTES = 64 * 1024
+FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+UNKNOWN_KEYS = "_unknown"
 
 
 def bind_arguments(order: Sequence[str], args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -33,7 +38,7 @@ def bind_arguments(order: Sequence[str], args: Sequence[Any], kwargs: dict[str, 
 def load(schema: Schema, payload: Any) -> dict[str, Any]:
     """Validate ``payload`` against ``schema``; nothing invalid gets past this."""
     try:
-        size = len(canonical_json(payload).encode("utf-8"))
+        size = len(canonical_json(payload).encode("utf-8", "surrogatepass"))  # a field names a lone surrogate
     except (TypeError, ValueError) as error:
         raise ValidationError({"_payload": [f"not JSON-serialisable: {error}"]}) from error
     if size > MAX_PAYLOAD_BYTES:
@@ -41,7 +46,24 @@ def load(schema: Schema, payload: Any) -> dict[str, Any]:
     try:
         return schema.load(payload)
     except SchemaError as error:
-        raise ValidationError(error.messages) from error
+        raise ValidationError(_keyed_by_field_names(error.messages)) from error
+
+
+def _keyed_by_field_names(messages: Any) -> Any:
+    """marshmallow's messages, with keys that cannot be field names put under ``_unknown``.
+
+    An unknown key is the caller's own input, and error messages are logged;
+    a key that is no identifier (a name, a phone number) is not repeated.
+    """
+    if not isinstance(messages, dict):
+        return messages
+    keyed: dict[Any, Any] = {}
+    for key, value in messages.items():
+        if isinstance(key, str) and not FIELD_NAME.fullmatch(key):
+            keyed.setdefault(UNKNOWN_KEYS, []).extend(value if isinstance(value, list) else [value])
+        else:
+            keyed[key] = _keyed_by_field_names(value)
+    return keyed
 
 
 def load_call(schema: Schema, args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from shared.cli.rpc import redact
 from shared.config import load_settings, owner_url_key
 from shared.discovery import installed_services
 from shared.ed25519_text import new_private_key_text, private_key_from_text, public_key_text
+from shared.event_log import EventLog
 from shared.signing import EventSigner
 from shared.signing_keys import SERVICE_KEYS, signing_key_setting
 from shared.service_migration import migrate_service
@@ -156,6 +157,11 @@ def running(service_cls: type, config: dict[str, Any]) -> Iterator[ServiceContai
         yield container
     finally:
         container.stop()
+
+
+def event_log(container: ServiceContainer) -> EventLog:
+    """The ``EventLog`` of a running service container: its store, keys and consumers."""
+    return next(dependency for dependency in container.dependencies if isinstance(dependency, EventLog))
 
 
 @contextlib.contextmanager

@@ -1,7 +1,8 @@
 """The complaint as the command path sees it: its stream, its fold, its sealing and its answers.
 
 Free texts leave the domain in plain text; ``seal`` encrypts them with the
-customer's data key (of the complaints service) before the log sees them.
+customer's data key (of the complaints service) before the log sees them,
+bound to the complaint's stream and each field.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from shared.eventstore.store import Appended
 
 
 def seal(keys: KeyRing, complaint: domain.Complaint, events: Sequence[NewEvent]) -> list[NewEvent]:
-    """Encrypt the free texts of decided events with the customer's data key."""
-    customer_id = complaint.customer_id or events[0].data["customer_id"]  # a new complaint names its customer
-    return [replace(event, data=keys.encrypt_fields(customer_id, event.data, TEXT_FIELDS[event.type]))
+    """Encrypt the free texts of decided events with the customer's data key, bound to the complaint's stream."""
+    if not any(event.type in TEXT_FIELDS for event in events):
+        return list(events)
+    key = keys.sealing_key(complaint.customer_id or events[0].data["customer_id"])  # a new one names its customer
+    stream = domain.stream_of(complaint.complaint_id)
+    return [replace(event, data=key.seal_fields(event.data, TEXT_FIELDS[event.type], stream))
             if event.type in TEXT_FIELDS else event for event in events]
 
 

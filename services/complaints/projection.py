@@ -59,6 +59,7 @@ class ComplaintList(Projection):
     name = "complaints.list"
     metadata = metadata
     never_parked = frozenset({"CustomerErased"})
+    personal_data = (complaint_list,)
 
     @handles("customers", "CustomerErased")
     def customer_erased(self, connection: Connection, envelope: Envelope) -> None:
@@ -69,7 +70,7 @@ class ComplaintList(Projection):
     @handles("complaints", "ComplaintFiled")
     def filed(self, connection: Connection, envelope: Envelope) -> None:
         data = envelope.data
-        summary = self.keys.decrypt(data["customer_id"], data["summary"])
+        summary = self.keys.opening_key(data["customer_id"]).open(data["summary"], envelope.stream_id, "summary")
         connection.execute(insert(complaint_list).values(
             complaint_id=data["complaint_id"], customer_id=data["customer_id"], channel=data["channel"],
             category=data["category"], urgency=data["urgency"], priority=data["priority"], status="open",

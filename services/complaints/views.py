@@ -36,11 +36,12 @@ _NOTES = {
     "ComplaintResponded": lambda d: "first reply" if d["first_reply"] else "replied",
     "ComplaintInfoRequested": lambda d: "asked the customer; SLA clock paused",
     "ComplaintCustomerReplied": lambda d: "the customer answered; SLA clock resumed",
-    "ComplaintEscalated": lambda d: f"escalated to level {d['level']}: {d['reason']}",
+    "ComplaintEscalated": lambda d: f"escalated to level {d['level']}"
+                                    + (f" (SLA breach: {d['target']})" if d["trigger"] == "sla_breach" else ""),
     "ComplaintResolved": lambda d: "resolved",
     "ComplaintConfirmed": lambda d: ("customer satisfied" if d["satisfied"] else "customer not satisfied")
                                     + (f", score {d['score']}" if d["score"] is not None else ""),
-    "ComplaintReopened": lambda d: f"reopened: {d['reason']}",
+    "ComplaintReopened": lambda d: f"reopened (reopen {d['reopen_count']})",
     "ComplaintClosed": lambda d: f"closed: {d['reason']}",
     "ComplaintConfirmationReminded": lambda d: f"confirmation reminder; closes itself at {d['closes_at']}",
     "ComplaintSlaWarning": lambda d: f"SLA warning: {d['target']} due {d['due']}",
@@ -48,11 +49,17 @@ _NOTES = {
 }
 
 
+#: History entries whose text is a reason a person gave; every other text is a message.
+_REASONS = {"ComplaintEscalated": "reasons", "ComplaintReopened": "reasons"}
+
+
 def complaint_view(keys: KeyRing, state: domain.Complaint, envelopes: list[Envelope], rules: domain.Rules,
                    now: datetime, show_texts: bool) -> dict[str, Any]:
     """The whole complaint: where it stands, its SLA, and its history (texts only for ``show_texts``)."""
     filed = envelopes[0].data
-    texts = keys.decrypt_fields(state.customer_id, filed, TEXT_FIELDS["ComplaintFiled"]) if show_texts else {}
+    key = keys.opening_key(state.customer_id) if show_texts else None
+    stream = domain.stream_of(state.complaint_id)
+    texts = key.open_fields(filed, TEXT_FIELDS["ComplaintFiled"], stream) if key is not None else {}
     resolution = None
     history = []
     for envelope in envelopes:
@@ -60,8 +67,8 @@ def complaint_view(keys: KeyRing, state: domain.Complaint, envelopes: list[Envel
         entry = {"at": envelope.occurred_at, "type": envelope.type, "actor": envelope.actor,
                  "note": note(envelope.data) if note else envelope.type}
         names = TEXT_FIELDS.get(envelope.type, ())
-        if show_texts and names and envelope.type != "ComplaintFiled":
-            entry["text"] = keys.decrypt(state.customer_id, envelope.data[names[0]])
+        if key is not None and names and envelope.type != "ComplaintFiled":
+            entry["text"] = key.open(envelope.data[names[0]], stream, names[0])
             if envelope.type == "ComplaintResolved":
                 resolution = entry["text"]
         history.append(entry)
@@ -86,9 +93,8 @@ def complaint_view(keys: KeyRing, state: domain.Complaint, envelopes: list[Envel
 def texts_in(view: dict[str, Any]) -> list[str]:
     """The texts a complaint view shows in clear: what recording the read must name."""
     shown = [name for name in ("summary", "description", "resolution") if view[name] is not None]
-    if any(entry.get("text") is not None for entry in view["history"]):
-        shown.append("messages")
-    return shown
+    in_history = {_REASONS.get(entry["type"], "messages") for entry in view["history"] if entry.get("text") is not None}
+    return shown + sorted(in_history)
 
 
 # -- lists ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 
+from contracts.customers import ERASURE_REASONS
 from shared.cli.rpc import emit, fail, print_table, rpc_call
 
 app = typer.Typer(help="Customer file (客户档案): register, find, update, tiers, consent, erasure.",
@@ -89,7 +90,9 @@ def withdraw(customer_id: str, purpose: str, command_id: Optional[str] = None):
 
 
 @app.command()
-def erase(customer_id: str, reason: str = typer.Option(...), command_id: Optional[str] = None):
+def erase(customer_id: str,
+          reason: str = typer.Option(..., help="Why (PIPL art. 47): " + " | ".join(ERASURE_REASONS)),
+          command_id: Optional[str] = None):
     """Crypto-shred a customer's PII; prints the erasure receipt."""
     emit(_call("erase", customer_id=customer_id, reason=reason, command_id=command_id))
 

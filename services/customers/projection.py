@@ -61,11 +61,12 @@ class CustomerDirectory(Projection):
     name = "customers.directory"
     metadata = metadata
     never_parked = frozenset({"CustomerErased"})
+    personal_data = (directory, tags)
 
     @handles("customers", "CustomerRegistered")
     def registered(self, connection: Connection, envelope: Envelope) -> None:
         data, customer_id = envelope.data, envelope.data["customer_id"]
-        pii = self._open(customer_id, data)
+        pii = self._open(envelope, data)
         connection.execute(insert(directory).values(
             customer_id=customer_id, status="active", consents=json.dumps(sorted(data["consents"])),
             version=envelope.stream_version, registered_at=envelope.recorded_at, updated_at=envelope.recorded_at,
@@ -77,7 +78,7 @@ class CustomerDirectory(Projection):
         customer_id = envelope.data["customer_id"]
         changes = dict(envelope.data["changes"])
         new_tags = changes.pop("tags", None)
-        values = {**changes, **self._open(customer_id, {k: v for k, v in changes.items() if k in PII_FIELDS})}
+        values = {**changes, **self._open(envelope, changes)}
         if "name" in values:
             values["name_key"] = _name_key(values["name"])
         self._touch(connection, envelope, **values)
@@ -126,8 +127,12 @@ class CustomerDirectory(Projection):
         if new_tags:
             connection.execute(insert(tags), [{"customer_id": customer_id, "tag": tag} for tag in sorted(set(new_tags))])
 
-    def _open(self, customer_id: str, data: dict) -> dict:
-        return {field: self.keys.decrypt(customer_id, data.get(field)) for field in PII_FIELDS if field in data}
+    def _open(self, envelope: Envelope, data: dict) -> dict:
+        """The PII fields present in ``data``, opened with the key as it is now (``None`` once erased)."""
+        present = {field: data[field] for field in PII_FIELDS if field in data}
+        if not present:
+            return {}
+        return self.keys.opening_key(envelope.data["customer_id"]).open_fields(present, PII_FIELDS, envelope.stream_id)
 
 
 def _name_key(name: str | None) -> str | None:

@@ -27,7 +27,7 @@ from shared.log_endpoints import LogEndpoints
 from shared.validation import load_call
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-UNMASKED_READERS = ("agent", "supervisor", "admin")
+UNMASKED_READERS = ("agent", "supervisor", "admin")  # operators, auditors and services get masks
 
 
 class CustomersService(LogEndpoints):
@@ -50,7 +50,7 @@ class CustomersService(LogEndpoints):
         customer = self.customers.load(load_call(contract.GetCustomer(), args, kwargs)["customer_id"])
         unmasked = self.principal.role in UNMASKED_READERS and customer.status == "active"
         if unmasked:
-            self._record_access(customer, "service_request", ["name", "phone", "email", "birthday"], "get")
+            self._record_access(customer, "service_request", list(contract.PII_FIELDS), "get")
         return views.customer_view(self.log.keys, customer, masked=not unmasked)
 
     @rpc
@@ -106,15 +106,18 @@ class CustomersService(LogEndpoints):
     @rpc
     @allow("service", "agent", "supervisor", "admin")
     def reveal_contact(self, *args, **kwargs):
-        """Contact details in full, for a caller about to send or call; the read is recorded."""
+        """What a purpose needs in clear, for a caller about to send or call; the read is recorded.
+
+        The one way a service reads PII in clear: ``get`` masks it for services.
+        """
         query = load_call(contract.RevealContact(), args, kwargs)
         customer = self.customers.load(query["customer_id"])
         customer.require_active()
         purpose = query["purpose"]
         if purpose in contract.CONSENT_PURPOSES and purpose not in customer.consents:
             raise Forbidden(f"customer {customer.customer_id} has not consented to {purpose}")
-        self._record_access(customer, purpose, ["name", "phone", "email"], "reveal_contact")
-        return views.contact_view(self.log.keys, customer)
+        self._record_access(customer, purpose, list(contract.REVEALED_FIELDS[purpose]), "reveal_contact")
+        return views.contact_view(self.log.keys, customer, purpose)
 
     @rpc
     @allow("admin")

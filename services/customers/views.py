@@ -1,7 +1,10 @@
 """What the customers service shows: views of one customer, contact details, exports and searches.
 
 Kept apart from the service class so that masking and decryption on the
-read path live in one place and are unit-tested without a broker.
+read path live in one place and are unit-tested without a broker. Lists
+mask the name, phone and email for every role, so a search is never a read
+in clear; one customer is shown in clear only where the service records
+the read (``PiiAccessed``).
 """
 
 from __future__ import annotations
@@ -12,19 +15,20 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Engine
 
-from contracts.customers import PII_FIELDS
+from contracts.customers import PII_FIELDS, REVEALED_FIELDS
+from services.customers.aggregate import open_event
 from services.customers.domain import Customer, access_stream_of, stream_of
-from services.customers.masking import mask_email, mask_phone
+from services.customers.masking import MASKS, mask_email, mask_name, mask_phone
 from services.customers.projection import directory, tags
-from shared.crypto import KeyRing
+from shared.crypto import KeyRing, SubjectKey
 from shared.eventstore.store import EventStore
 
 
 def customer_view(keys: KeyRing, customer: Customer, masked: bool) -> dict[str, Any]:
-    profile = keys.decrypt_fields(customer.customer_id, customer.profile, PII_FIELDS)
+    """One customer; with ``masked``, every PII field shows only its mask."""
+    profile = _opened_profile(keys.opening_key(customer.customer_id), customer)
     if masked:
-        profile["phone"] = mask_phone(profile.get("phone"))
-        profile["email"] = mask_email(profile.get("email"))
+        profile.update({field: mask(profile.get(field)) for field, mask in MASKS.items()})
     return {
         "customer_id": customer.customer_id, "version": customer.version, "status": customer.status,
         "tier": customer.tier, "consents": sorted(customer.consents),
@@ -36,31 +40,32 @@ def customer_view(keys: KeyRing, customer: Customer, masked: bool) -> dict[str, 
     }
 
 
-def contact_view(keys: KeyRing, customer: Customer) -> dict[str, Any]:
-    profile = keys.decrypt_fields(customer.customer_id, customer.profile, PII_FIELDS)
-    return {"customer_id": customer.customer_id, "name": profile.get("name"), "phone": profile.get("phone"),
-            "email": profile.get("email"), "locale": profile.get("locale"), "timezone": profile.get("timezone"),
-            "consents": sorted(customer.consents)}
+def contact_view(keys: KeyRing, customer: Customer, purpose: str) -> dict[str, Any]:
+    """In clear, the PII ``purpose`` needs (``REVEALED_FIELDS``), and how to address the customer."""
+    profile = _opened_profile(keys.opening_key(customer.customer_id), customer)
+    return {"customer_id": customer.customer_id, **{field: profile.get(field) for field in REVEALED_FIELDS[purpose]},
+            "birthday_calendar": profile.get("birthday_calendar"), "locale": profile.get("locale"),
+            "timezone": profile.get("timezone"), "consents": sorted(customer.consents)}
 
 
 def subject_export(keys: KeyRing, store: EventStore, customer: Customer) -> dict[str, Any]:
     """The customer's own copy: current record plus every recorded event about them, readable."""
-    history = []
-    for envelope in store.read_stream(stream_of(customer.customer_id)):
-        data = envelope.data
-        if envelope.type == "CustomerRegistered":
-            data = keys.decrypt_fields(customer.customer_id, data, PII_FIELDS)
-        elif envelope.type == "CustomerDetailsChanged":
-            data = {**data, "changes": keys.decrypt_fields(customer.customer_id, data["changes"], PII_FIELDS)}
-        history.append({"type": envelope.type, "recorded_at": envelope.recorded_at,
-                        "actor": envelope.actor, "data": data})
+    key = keys.opening_key(customer.customer_id)
+    history = [{"type": envelope.type, "recorded_at": envelope.recorded_at, "actor": envelope.actor,
+                "data": open_event(key, envelope.type, envelope.data)}
+               for envelope in store.read_stream(stream_of(customer.customer_id))]
     accesses = [{"recorded_at": envelope.recorded_at, "actor": envelope.actor, **envelope.data}
                 for envelope in store.read_stream(access_stream_of(customer.customer_id))]
     return {"customer": customer_view(keys, customer, masked=False), "history": history, "pii_accesses": accesses}
 
 
+def _opened_profile(key: SubjectKey, customer: Customer) -> dict[str, Any]:
+    """The folded profile with its PII opened (all sealed in the customer's stream)."""
+    return key.open_fields(customer.profile, PII_FIELDS, stream_of(customer.customer_id))
+
+
 def find(engine: Engine, query: dict[str, Any]) -> dict[str, Any]:
-    """Page through the directory; contact details are always masked in lists."""
+    """Page through the directory; names and contact details are masked for everyone."""
     conditions = [directory.c.status == "active"]
     if query["phone"]:
         conditions.append(directory.c.phone == query["phone"])
@@ -84,7 +89,7 @@ def find(engine: Engine, query: dict[str, Any]) -> dict[str, Any]:
     tags_of: dict[str, list[str]] = {}
     for customer_id, tag in tag_rows:
         tags_of.setdefault(customer_id, []).append(tag)
-    items = [{"customer_id": row["customer_id"], "name": row["name"], "phone": mask_phone(row["phone"]),
+    items = [{"customer_id": row["customer_id"], "name": mask_name(row["name"]), "phone": mask_phone(row["phone"]),
               "email": mask_email(row["email"]), "tier": row["tier"], "tags": sorted(tags_of.get(row["customer_id"], [])),
               "consents": json.loads(row["consents"]), "locale": row["locale"], "version": row["version"],
               "registered_at": row["registered_at"]} for row in rows]

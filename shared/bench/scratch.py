@@ -32,7 +32,7 @@ def throwaway_postgres(server_url: str) -> Iterator[tuple[str, str]]:
     server = make_url(server_url).set(drivername="postgresql+psycopg2")
     name = scratch_name()
     admin = create_engine(server, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=0,
-                          connect_args={"connect_timeout": 5})
+                          connect_args={"connect_timeout": 5}, hide_parameters=True)
     try:
         with admin.connect() as connection:
             version = connection.execute(text("SHOW server_version")).scalar_one()

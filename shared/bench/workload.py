@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from shared.crypto import PREFIX
+
 SERVICE = "customers"
 EVENT_TYPE = "CustomerRegistered"
 
@@ -38,8 +40,8 @@ QUICK = Sizes(sqlite_commands=500, postgres_commands=300, log_events=5000, build
 
 
 def _ciphertext(plain_bytes: int) -> str:
-    """Text the size of ``KeyRing.encrypt`` output: prefix + base64(nonce + ciphertext + tag)."""
-    return "enc:v1:" + base64.b64encode(os.urandom(12 + plain_bytes + 16)).decode()
+    """Text the size of ``SubjectKey.seal`` output: prefix + base64(nonce + ciphertext + tag)."""
+    return PREFIX + base64.b64encode(os.urandom(12 + plain_bytes + 16)).decode()
 
 
 def registration_attributes() -> dict[str, Any]:

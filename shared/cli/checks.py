@@ -182,7 +182,7 @@ def check_database(service: str, url: str, timeout: float = PROBE_TIMEOUT_SECOND
         parsed = make_url(url)
     connect_args = {"connect_timeout": int(max(1, timeout))} \
         if parsed.get_driver_name() in ("psycopg2", "psycopg") else {}
-    engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    engine = create_engine(url, poolclass=NullPool, connect_args=connect_args, hide_parameters=True)
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))

@@ -4,6 +4,11 @@ Writers on SQLite open ``BEGIN IMMEDIATE`` so the write lock is taken before
 the log head is read; readers keep deferred transactions. Under eventlet the
 psycopg2 driver is made cooperative with psycogreen, otherwise one query
 would stall every worker of the process.
+
+Personal data passes through these engines, so SQLAlchemy never puts bound
+parameters into its error messages or logs (``hide_parameters``), and
+SQLite overwrites deleted content with zeros (``secure_delete``) instead
+of leaving it in free pages.
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ def _sqlite_engine(url: str) -> Engine:
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
-                           pool_size=8, max_overflow=8)
+                           pool_size=8, max_overflow=8, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection, _record) -> None:
@@ -67,6 +72,7 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -81,7 +87,7 @@ def _postgres_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg2://" + url[len("postgresql://"):]
     _make_psycopg2_cooperative()
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
 
 
 def _make_psycopg2_cooperative() -> None:

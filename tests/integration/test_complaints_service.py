@@ -101,7 +101,7 @@ def listed(config, **filters) -> dict:
 def listed_as(config, complaint_id, **expected):
     """Wait until the list shows the complaint with ``expected`` values; return its row."""
     def row():
-        items = [item for item in listed(config, page_size=500)["items"] if item["complaint_id"] == complaint_id]
+        items = [item for item in listed(config, page_size=200)["items"] if item["complaint_id"] == complaint_id]
         return items and all(items[0][key] == value for key, value in expected.items()) and items[0]
     return wait_for(row, what=f"complaint {complaint_id} listed with {expected}")
 
@@ -166,8 +166,8 @@ def test_texts_are_ciphertext_in_the_log(crm):
     complaint_id = file(crm, register(crm))["complaint_id"]
     call(crm, "agent", "respond", complaint_id, "已收到,马上处理")
     filed, responded = events(crm, complaint_id)
-    assert filed["data"]["summary"].startswith("enc:v1:") and filed["data"]["description"].startswith("enc:v1:")
-    assert responded["data"]["message"].startswith("enc:v1:")
+    assert filed["data"]["summary"].startswith("enc:v2:") and filed["data"]["description"].startswith("enc:v2:")
+    assert responded["data"]["message"].startswith("enc:v2:")
     assert filed["data"]["priority"] == "normal" and filed["actor"] == {"id": "tester", "role": "agent"}
     assert call(crm, "auditor", "verify_log")["ok"] is True
 
@@ -196,7 +196,7 @@ def test_filing_for_an_unknown_or_erased_customer_is_refused(crm):
     unknown = remote_error(crm, "agent", "file", "no-such-customer", **LEAK)
     assert unknown.exc_type == "NotFound" and "no-such-customer" in unknown.value
     customer_id = register(crm)
-    call(crm, "admin", "erase", customer_id, "customer asked", service="customers")
+    call(crm, "admin", "erase", customer_id, "subject_request", service="customers")
     knows_all_customers(crm)  # until then a filing may still race the erasure (eventual consistency)
     erased = remote_error(crm, "agent", "file", customer_id, **LEAK)
     assert erased.exc_type == "Conflict" and "erased" in erased.value
@@ -241,7 +241,7 @@ def test_erasure_drops_the_pii_of_the_customers_complaints(crm):
     call(crm, "agent", "respond", complaint_id, "张伟先生您好")
     other = file(crm, register(crm, phone="13911112222"))["complaint_id"]
     listed_as(crm, complaint_id, summary=LEAK["summary"])
-    call(crm, "admin", "erase", customer_id, "PIPL art. 47", service="customers")
+    call(crm, "admin", "erase", customer_id, "subject_request", service="customers")
     knows_all_customers(crm)
     listed_as(crm, complaint_id, summary=None)
     view = call(crm, "agent", "get", complaint_id)
@@ -269,7 +269,7 @@ def test_showing_complaint_texts_is_recorded_and_moves_no_version(crm):
     assert accesses() == [(f"pii-access-{complaint_id}", "agent", recorded),
                           (f"pii-access-{complaint_id}", "supervisor", recorded)]
 
-    call(crm, "admin", "erase", customer_id, "PIPL art. 47", service="customers")
+    call(crm, "admin", "erase", customer_id, "subject_request", service="customers")
     knows_all_customers(crm)
     assert call(crm, "agent", "get", complaint_id)["description"] is None
     assert len(accesses()) == 2  # the texts are shredded: nothing left to show
@@ -280,7 +280,7 @@ def test_rebuilt_projections_equal_the_live_ones_after_an_erasure(crm):
     complaint_id = file(crm, kept)["complaint_id"]
     call(crm, "agent", "resolve", complaint_id, "已处理")
     gone = file(crm, erased)["complaint_id"]
-    call(crm, "admin", "erase", erased, "PIPL art. 47", service="customers")
+    call(crm, "admin", "erase", erased, "subject_request", service="customers")
     knows_all_customers(crm)
     listed_as(crm, gone, summary=None)
     listed_as(crm, complaint_id, status="resolved")

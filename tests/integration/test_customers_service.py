@@ -11,7 +11,7 @@ from nameko.rpc import rpc
 
 from services.customers.service import CustomersService
 from shared.auth import issue_token
-from tests.support import ISSUER_KEY, rpc_as, running, service_config, wait_for
+from tests.support import ISSUER_KEY, event_log, rpc_as, running, service_config, wait_for
 
 ALICE = {"name": "张伟", "phone": "13812345678", "email": "zhangwei@example.com", "birthday": "1985-03-08",
          "tier": "general", "tags": ["vip", "beijing"], "consents": ["callbacks"]}
@@ -40,23 +40,27 @@ def caught_up(config):
     return all(p["lag"] == 0 for p in health["projections"].values()) and health
 
 
-def test_register_then_get_unmasked_for_agents_and_masked_for_operators(customers):
+def test_register_then_get_unmasked_for_agents_and_masked_for_operators_auditors_and_services(customers):
     created = call(customers, "agent", "register", **ALICE)
     assert created["version"] == 1
     agent_view = call(customers, "agent", "get", created["customer_id"])
     assert (agent_view["name"], agent_view["phone"], agent_view["email"]) == ("张伟", "13812345678", "zhangwei@example.com")
+    assert agent_view["birthday"] == "1985-03-08"
     assert agent_view["consents"] == ["callbacks"] and agent_view["tags"] == ["vip", "beijing"]
-    operator_view = call(customers, "operator", "get", created["customer_id"])
-    assert operator_view["phone"] == "138****5678" and operator_view["email"] == "z***@example.com"
+    for role in ("operator", "auditor", "service"):
+        masked = call(customers, role, "get", created["customer_id"])
+        assert (masked["name"], masked["phone"], masked["email"], masked["birthday"]) == (
+            "张*", "138****5678", "z***@example.com", "1985-**-**"), role
     accesses = [e for e in call(customers, "admin", "events_since", 0, 100) if e["type"] == "PiiAccessed"]
     assert len(accesses) == 1 and accesses[0]["actor"]["role"] == "agent"
+    assert accesses[0]["data"]["fields"] == ["name", "phone", "email", "birthday"]
 
 
 def test_pii_is_ciphertext_in_the_log_and_the_actor_is_recorded(customers):
     created = call(customers, "agent", "register", **ALICE)
     [registered] = [e for e in call(customers, "service", "events_since", 0, 10)
                     if e["stream_id"] == f"customer-{created['customer_id']}"]
-    assert registered["data"]["phone"].startswith("enc:v1:") and registered["data"]["name"].startswith("enc:v1:")
+    assert registered["data"]["phone"].startswith("enc:v2:") and registered["data"]["name"].startswith("enc:v2:")
     assert registered["data"]["tier"] == "general"
     assert registered["actor"] == {"id": "tester", "role": "agent"}
 
@@ -87,9 +91,10 @@ def test_reveal_contact_needs_consent_for_the_purpose_and_is_recorded(customers)
     error = remote_error(customers, "service", "reveal_contact", customer_id, "care_messages")
     assert error.exc_type == "Forbidden" and "care_messages" in error.value
     contact = call(customers, "service", "reveal_contact", customer_id, "callbacks")
-    assert contact["phone"] == "13812345678"
+    assert (contact["name"], contact["phone"]) == ("张伟", "13812345678") and "birthday" not in contact
     accesses = [e["data"] for e in call(customers, "admin", "events_since", 0, 100) if e["type"] == "PiiAccessed"]
-    assert {"purpose": "callbacks", "method": "reveal_contact"}.items() <= accesses[-1].items()
+    assert {"purpose": "callbacks", "method": "reveal_contact",
+            "fields": ["name", "phone", "email"]}.items() <= accesses[-1].items()
 
 
 def test_find_filters_pages_and_masks(customers):
@@ -100,7 +105,7 @@ def test_find_filters_pages_and_masks(customers):
     wait_for(lambda: caught_up(customers), what="directory caught up")
     by_phone = call(customers, "agent", "find", phone="13900000003")
     assert [item["customer_id"] for item in by_phone["items"]] == [ids[3]]
-    assert by_phone["items"][0]["phone"] == "139****0003"
+    assert (by_phone["items"][0]["name"], by_phone["items"][0]["phone"]) == ("张*", "139****0003")
     assert call(customers, "agent", "find", email="u4@example.com")["items"][0]["customer_id"] == ids[4]
     assert call(customers, "agent", "find", name_prefix="张")["total"] == 5
     assert call(customers, "agent", "find", tag="vip")["total"] == 2
@@ -111,9 +116,9 @@ def test_find_filters_pages_and_masks(customers):
 
 def test_erase_shreds_pii_everywhere_and_keeps_a_receipt(customers):
     customer_id = call(customers, "agent", "register", **ALICE)["customer_id"]
-    error = remote_error(customers, "supervisor", "erase", customer_id, "customer asked")
+    error = remote_error(customers, "supervisor", "erase", customer_id, "subject_request")
     assert error.exc_type == "Forbidden"
-    erased = call(customers, "admin", "erase", customer_id, "customer asked (PIPL art. 47)")
+    erased = call(customers, "admin", "erase", customer_id, "subject_request")
     receipt = erased["receipt"]
     assert receipt["customer_id"] == customer_id and receipt["key_destroyed"] is True
     assert "张伟" not in str(receipt) and "13812345678" not in str(receipt)
@@ -123,7 +128,7 @@ def test_erase_shreds_pii_everywhere_and_keeps_a_receipt(customers):
     wait_for(lambda: caught_up(customers), what="directory caught up")
     assert call(customers, "agent", "find", phone="13812345678")["total"] == 0
     assert call(customers, "auditor", "verify_log")["ok"] is True
-    assert remote_error(customers, "admin", "erase", customer_id, "again").exc_type == "Conflict"
+    assert remote_error(customers, "admin", "erase", customer_id, "subject_request").exc_type == "Conflict"
     export = call(customers, "admin", "export_subject", customer_id)
     assert export["history"][0]["data"]["name"] is None  # ciphertext can no longer be opened
 
@@ -174,12 +179,12 @@ def test_an_erase_with_a_reused_command_id_changes_nothing(customers):
     alice = call(customers, "agent", "register", **ALICE)["customer_id"]
     bob = call(customers, "agent", "register", **{**ALICE, "name": "李娜", "phone": "13900000000"})["customer_id"]
     command_id = str(uuid.uuid4())
-    erased = call(customers, "admin", "erase", alice, "customer asked", command_id=command_id)
+    erased = call(customers, "admin", "erase", alice, "subject_request", command_id=command_id)
     assert erased["receipt"]["key_destroyed"] is True
     head = call(customers, "admin", "health")["log_position"]
 
-    assert call(customers, "admin", "erase", alice, "customer asked", command_id=command_id) == erased
-    error = remote_error(customers, "admin", "erase", bob, "customer asked", command_id=command_id)
+    assert call(customers, "admin", "erase", alice, "subject_request", command_id=command_id) == erased
+    error = remote_error(customers, "admin", "erase", bob, "subject_request", command_id=command_id)
     assert error.exc_type == "Conflict"
     assert call(customers, "admin", "health")["log_position"] == head
     view = call(customers, "agent", "get", bob)
@@ -196,6 +201,39 @@ def test_bad_input_is_a_validation_error_naming_the_field_and_writes_nothing(cus
     assert error.exc_type == "ValidationError" and "_payload" in error.value
     assert remote_error(customers, "agent", "get", "no-such-customer").exc_type == "NotFound"
     assert call(customers, "admin", "health")["log_position"] == head
+
+
+def test_text_a_column_cannot_hold_is_refused_at_the_edge_and_writes_nothing(customers):
+    head = call(customers, "admin", "health")["log_position"]
+    for bad, field in (({"name": "ß" * 60}, "name"), ({"tags": ["vip", "a\x00b"]}, "tags")):
+        error = remote_error(customers, "agent", "register", **{**ALICE, **bad})
+        assert error.exc_type == "ValidationError" and field in error.value and "ß" not in error.value
+    assert call(customers, "admin", "health")["log_position"] == head
+    fits = call(customers, "agent", "register", **{**ALICE, "name": "ß" * 50})["customer_id"]
+    wait_for(lambda: caught_up(customers), what="directory caught up")
+    assert [item["customer_id"] for item in call(customers, "agent", "find", name_prefix="SS")["items"]] == [fits]
+    assert call(customers, "admin", "health")["dead_letters"] == 0
+
+
+def test_a_replica_that_read_a_customer_opens_nothing_once_another_erased(tmp_path, database_url, amqp_uri):
+    config = service_config(tmp_path, amqp_uri, customers=database_url)
+    with running(CustomersService, config) as first, running(CustomersService, config) as second:
+        customer_id = call(config, "agent", "register", **ALICE)["customer_id"]
+        [sealed] = [e["data"]["name"] for e in call(config, "service", "events_since", 0, 10)
+                    if e["type"] == "CustomerRegistered"]
+        replicas = [event_log(container) for container in (first, second)]
+
+        def opened_by_each():
+            return [replica.keys.opening_key(customer_id).open(sealed, f"customer-{customer_id}", "name")
+                    for replica in replicas]
+
+        assert opened_by_each() == ["张伟", "张伟"]
+        assert {call(config, "agent", "get", customer_id)["name"] for _ in range(4)} == {"张伟"}  # both serve
+        call(config, "admin", "erase", customer_id, "subject_request")
+        assert opened_by_each() == [None, None]
+        assert {call(config, "agent", "get", customer_id)["name"] for _ in range(4)} == {None}
+        erased_in = [replica.erasure_scrub.reactions[0].erased_through > 0 for replica in replicas]
+        assert sorted(erased_in) == [False, True]  # the erasure reaction ran in one replica only
 
 
 def test_tokens_are_checked_on_every_method(customers):

@@ -61,7 +61,7 @@ def test_rebuild_after_an_erasure_keeps_the_customer_erased_and_the_receipt(cust
     config, url = customers
     alice, bob = register_some(config, 2)
     with rpc_as(config, "admin") as proxy:
-        receipt = proxy.customers.erase(alice, "customer asked")["receipt"]
+        receipt = proxy.customers.erase(alice, "subject_request")["receipt"]
     wait_caught_up(config)
     result = crm(config, "rebuild", "customers")
     assert result.exit_code == 0, result.output
@@ -104,7 +104,7 @@ def test_an_erasure_that_keeps_failing_is_never_parked_and_applies_once_the_faul
 
     run(REFUSE_KEY_CHANGES[engine.dialect.name])
     with rpc_as(config, "admin") as proxy:
-        erased = proxy.customers.erase(alice, "customer asked", command_id="erase-alice")
+        erased = proxy.customers.erase(alice, "subject_request", command_id="erase-alice")
         assert erased["receipt"]["key_destroyed"] is False
         stalled = lambda: proxy.customers.health()["reactions"]["data-keys.erasure"]["stalled"]  # noqa: E731
         retried = wait_for(lambda: stalled().get("customers", {}).get("attempts", 0) > 3 and stalled(),
@@ -115,7 +115,7 @@ def test_an_erasure_that_keeps_failing_is_never_parked_and_applies_once_the_faul
 
         run(ALLOW_KEY_CHANGES[engine.dialect.name])
         wait_for(lambda: not stalled(), timeout=30, what="the erasure to apply once the fault cleared")
-        again = proxy.customers.erase(alice, "customer asked", command_id="erase-alice")
+        again = proxy.customers.erase(alice, "subject_request", command_id="erase-alice")
     engine.dispose()
     assert again["receipt"] == {**erased["receipt"], "key_destroyed": True}
 

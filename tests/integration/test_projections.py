@@ -81,6 +81,11 @@ def create_tables(url: str, metadata: MetaData = StreamCounts.metadata) -> None:
     owner.dispose()
 
 
+def poison_error(error: str) -> bool:
+    """The text kept for ``StreamCounts``' failure: its type and place, not its message (shared.error_text)."""
+    return error.startswith("ValueError at tests/integration/test_projections.py:") and error.endswith(" in count")
+
+
 @pytest.fixture
 def engine(database_url):
     engine = create_store_engine(database_url)
@@ -325,7 +330,7 @@ def test_poison_event_is_dead_lettered_then_retried_once_fixed(engine, store):
     [letter] = dlq.list()
     assert (letter["consumer"], letter["upstream"], letter["position"], letter["type"], letter["attempts"]) == (
         "test.stream_counts", "customers", 2, "CustomerDetailsChanged", 3)
-    assert letter["error"] == "ValueError: cannot apply CustomerDetailsChanged to c2"
+    assert poison_error(letter["error"])
     assert letter["envelope"] == poison.to_dict()
     assert dlq.count() == 1 and dlq.list(consumer="someone.else") == []
 
@@ -463,9 +468,9 @@ def test_an_event_that_may_not_be_parked_stalls_and_is_retried_with_back_off(eng
     assert [runner.handle("customers", event) for event in (ok, erasure, later)] == [
         "applied", "stalled", "stalled"]
     assert projection.attempts[erasure.position] == 3 and projection.attempts[later.position] == 0
-    assert runner.stalled()["customers"] == {"position": 2, "type": "CustomerDetailsChanged", "attempts": 3,
-                                             "error": "ValueError: cannot apply CustomerDetailsChanged to c2",
-                                             "retry_in_seconds": 0.5}
+    stalled = runner.stalled()["customers"]
+    assert poison_error(stalled.pop("error"))
+    assert stalled == {"position": 2, "type": "CustomerDetailsChanged", "attempts": 3, "retry_in_seconds": 0.5}
     assert runner.position("customers") == 1 and DeadLetters(engine).count() == 0
 
     clock.now = 0.4  # not due yet: nothing is tried
@@ -495,7 +500,8 @@ def test_a_rebuild_that_would_park_an_event_refuses_to_repair(engine, store):
     report = runner.rebuild(lambda upstream: store.iter_since(0))
 
     assert (report["equal"], report["repaired"], report["dead_lettered"]) == (False, False, 1)
-    assert "could not apply 1 event" in report["refused"] and "cannot apply CustomerDetailsChanged" in report["refused"]
+    assert "could not apply 1 event" in report["refused"]
+    assert "ValueError at tests/integration/test_projections.py" in report["refused"]
     assert live_checksum(engine) == before  # left as it was
 
 

@@ -50,11 +50,22 @@ def test_file_binds_positional_arguments_in_call_order():
     ({**FILE, "summary": "x" * 201}, "summary"),
     ({**FILE, "customer_id": "not an id"}, "customer_id"),
     ({**FILE, "extra": 1}, "extra"),
+    ({**FILE, "description": "漏水\x00"}, "description"),
+    ({**FILE, "summary": "漏水\n张伟"}, "summary"),
+    ({**FILE, "summary": "\u2066漏水"}, "summary"),
 ])
 def test_file_refuses_bad_fields_by_name(payload, field):
     with pytest.raises(ValidationError) as refused:
         load(contract.File(), payload)
     assert field in refused.value.fields
+
+
+def test_texts_may_span_lines_and_lists_are_paged_within_limits():
+    assert load(contract.File(), {**FILE, "description": "漏水\n\t地板泡坏了"})["description"] == "漏水\n\t地板泡坏了"
+    for paging in ({"page_size": 201}, {"page": 1001}):
+        with pytest.raises(ValidationError) as refused:
+            load(contract.ListComplaints(), paging)
+        assert set(paging) <= set(refused.value.fields)
 
 
 def test_confirm_takes_a_score_from_one_to_five_or_none():
@@ -116,9 +127,18 @@ def test_bad_config_names_the_field(config, field):
 
 # -- sealing and results -----------------------------------------------------------------
 
+class FakeKey:
+    def __init__(self, subject_id):
+        self.subject_id = subject_id
+
+    def seal_fields(self, data, names, stream):
+        return {key: f"enc:{self.subject_id}:{stream}:{value}" if key in names else value
+                for key, value in data.items()}
+
+
 class FakeKeys:
-    def encrypt_fields(self, subject_id, data, names):
-        return {key: f"enc:{subject_id}:{value}" if key in names else value for key, value in data.items()}
+    def sealing_key(self, subject_id):
+        return FakeKey(subject_id)
 
 
 def test_only_free_texts_are_sealed():
@@ -126,9 +146,9 @@ def test_only_free_texts_are_sealed():
               NewEvent("ComplaintAssigned", {"complaint_id": "c1", "agent": "bob"}),
               NewEvent("ComplaintResolved", {"complaint_id": "c1", "resolution": "r"})]
     sealed = aggregate.seal(FakeKeys(), domain.Complaint("c1", customer_id="cust-1"), events)
-    assert sealed[0].data == {"complaint_id": "c1", "summary": "enc:cust-1:s", "description": "enc:cust-1:d",
-                              "channel": "phone"}
-    assert sealed[1].data == events[1].data and sealed[2].data["resolution"] == "enc:cust-1:r"
+    assert sealed[0].data == {"complaint_id": "c1", "summary": "enc:cust-1:complaint-c1:s",
+                              "description": "enc:cust-1:complaint-c1:d", "channel": "phone"}
+    assert sealed[1].data == events[1].data and sealed[2].data["resolution"] == "enc:cust-1:complaint-c1:r"
 
 
 # -- stats ---------------------------------------------------------------------------------

@@ -88,3 +88,71 @@ def test_find_paging_limits():
     with pytest.raises(ValidationError) as error:
         load_call(contract.Find(), (), {"page_size": 501})
     assert "page_size" in fields_of(error)
+
+
+def test_an_erasure_reason_is_a_code_so_the_receipt_never_holds_free_text():
+    erase = load_call(contract.Erase(), ("c1", "consent_withdrawn"), {})
+    assert erase["reason"] == "consent_withdrawn"
+    with pytest.raises(ValidationError) as error:
+        load_call(contract.Erase(), ("c1", "张伟 called and asked"), {})
+    assert "reason" in fields_of(error)
+
+
+@pytest.mark.parametrize("bad, field", [
+    ({"name": "ß" * 60}, "name"),                           # 120 characters once case-folded, as name_key holds it
+    ({"name": "张\x00伟"}, "name"),
+    ({"name": "张伟\n"}, "name"),
+    ({"name": "\u202e伟张"}, "name"),                          # a right-to-left override
+    ({"name": "张\ud800伟"}, "name"),                          # a lone surrogate: no UTF-8 for it
+    ({"tags": ["vip", "a\x00b"]}, "tags"),
+    ({"email": '"\x07"@example.com'}, "email"),             # a quoted mailbox may hold controls; we refuse them
+    ({"locale": "zh-CN\n"}, "locale"),
+    ({"command_id": "retry\x00"}, "command_id"),
+])
+def test_text_a_column_cannot_hold_is_refused_naming_the_field(bad, field):
+    with pytest.raises(ValidationError) as error:
+        register(**{**GOOD, **bad})
+    assert field in fields_of(error)
+
+
+def test_a_name_that_fits_once_case_folded_is_accepted():
+    assert register(**{**GOOD, "name": "ß" * 50})["name"] == "ß" * 50
+
+
+def test_free_texts_may_span_lines_but_hold_no_controls():
+    accepted = load_call(contract.SetTier(), ("c1", "partner", "signed\n\tframework contract"), {})
+    assert accepted["reason"] == "signed\n\tframework contract"
+    with pytest.raises(ValidationError) as error:
+        load_call(contract.SetTier(), ("c1", "partner", "signed\x00"), {})
+    assert "reason" in fields_of(error)
+
+
+@pytest.mark.parametrize("bad", [
+    {"name": "张伟\x00", "phone": "13812345678"},
+    {"name": "张伟", "timezone": "张伟 13812345678"},
+    {"name": "张伟", "birthday": "1990-02-30", "birthday_calendar": "lunar", "phone": "13812345678"},
+    {"name": "张伟", "phone": "13812345678", "张伟 13812345678": "x"},
+])
+def test_messages_never_repeat_what_they_refuse(bad):
+    with pytest.raises(ValidationError) as error:
+        register(**bad)
+    assert "13812345678" not in str(error.value) and "张伟" not in str(error.value) and "1990" not in str(error.value)
+
+
+def test_an_unknown_key_that_is_no_field_name_is_reported_without_repeating_it():
+    with pytest.raises(ValidationError) as error:
+        register(**GOOD, **{"张伟 13812345678": "x", "nickname": "y"})
+    assert fields_of(error) == {"_unknown", "nickname"}
+
+
+def test_an_id_with_a_line_break_is_refused():
+    with pytest.raises(ValidationError) as error:
+        load_call(contract.GetCustomer(), ("c1\n",), {})
+    assert "customer_id" in fields_of(error)
+
+
+@pytest.mark.parametrize("paging", [{"page_size": 201}, {"page": 1001}, {"page": 0}])
+def test_paging_is_capped(paging):
+    with pytest.raises(ValidationError) as error:
+        load_call(contract.Find(), (), paging)
+    assert set(paging) <= fields_of(error)

@@ -79,15 +79,15 @@ def test_withdrawn_consent_is_gone_from_state():
 
 def test_erase_drops_pii_and_consents_and_blocks_further_commands():
     state = registered()
-    erased = history(domain.decide_register("c1", REGISTER), domain.decide_erase(state, "customer request", "T"))
+    erased = history(domain.decide_register("c1", REGISTER), domain.decide_erase(state, "subject_request", "T"))
     assert erased.status == "erased"
     assert not set(domain.PII_FIELDS) & set(erased.profile)
     assert erased.consents == frozenset()
-    assert erased.erasure["reason"] == "customer request"
+    assert erased.erasure["reason"] == "subject_request"
     with pytest.raises(Conflict, match="erased"):
         domain.decide_update(erased, {"name": "x"}, erased.version)
     with pytest.raises(Conflict):
-        domain.decide_erase(erased, "again", "T")
+        domain.decide_erase(erased, "subject_request", "T")
 
 
 @pytest.mark.parametrize("phone, masked", [("13812345678", "138****5678"), ("+8613812345678", "+86*******5678"),

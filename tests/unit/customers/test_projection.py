@@ -82,12 +82,12 @@ def test_details_tier_and_consents_change_the_row(world):
 
 def test_erased_drops_the_pii_and_keeps_a_receipt(world):
     decide_and_apply(world, lambda customer: domain.decide_register("c1", REGISTER))
-    decide_and_apply(world, lambda customer: domain.decide_erase(customer, "asked", "2026-01-01T00:00:00Z"))
+    decide_and_apply(world, lambda customer: domain.decide_erase(customer, "subject_request", "2026-01-01T00:00:00Z"))
     erased = row(world)
     assert erased["status"] == "erased" and all(erased[field] is None for field in ("name", "name_key", "phone"))
     assert tags_of(world) == []
     with world[0].engine.connect() as connection:
-        assert connection.execute(select(erasure_receipts.c.reason)).scalar_one() == "asked"
+        assert connection.execute(select(erasure_receipts.c.reason)).scalar_one() == "subject_request"
 
 
 def test_an_erasure_is_never_parked():

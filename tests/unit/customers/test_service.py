@@ -50,7 +50,7 @@ def test_erase_answers_the_receipt_with_whether_the_key_is_gone_yet():
     service.customers.change.return_value = {"customer_id": "c1", "version": 4, "receipt": receipt}
     service.log.keys.is_destroyed.return_value = True
 
-    erased = service.erase("c1", "customer asked")
+    erased = service.erase("c1", "subject_request")
 
     assert erased["receipt"] == {**receipt, "key_destroyed": True}
     service.log.provider.catch_up.assert_called_once_with()  # the erasure reaction runs before the answer
