@@ -29,7 +29,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from marshmallow import Schema, ValidationError as SchemaError, fields, validate
 
-from shared.discovery import installed_services
+from shared.discovery import discovered_services
 from shared.ed25519_text import new_key_pair
 from shared.errors import ValidationError
 from shared.signing_keys import SigningKeys, load_signing_keys
@@ -112,9 +112,9 @@ def load_settings(config: Mapping[str, Any] | None = None,
                   environ: Mapping[str, str] | None = None, issuer: bool = False) -> Settings:
     """Merge config over env over defaults, validate, and fill in dev secrets.
 
-    A database URL is read for each installed service, so a new service's
-    ``CRM_<SERVICE>_DATABASE_URL`` needs no change here; the extra services
-    of a development run use SQLite in the data dir. ``issuer`` is for the
+    A database URL is read for each installed service and each extra one of
+    a development run (``CRM_EXTRA_SERVICES``), so a new service's
+    ``CRM_<SERVICE>_DATABASE_URL`` needs no change here. ``issuer`` is for the
     ``crm`` command, which signs tokens: only then is the private key read.
     """
     config = dict(config or {})
@@ -123,8 +123,9 @@ def load_settings(config: Mapping[str, Any] | None = None,
     def pick(key: str, default: Any = None) -> Any:
         return config.get(key) or environ.get(key) or default
 
-    urls = {service: pick(f"CRM_{service.upper()}_DATABASE_URL") for service in installed_services()}
-    owner_urls = {service: pick(owner_url_key(service)) for service in installed_services()}
+    services = discovered_services(environ)
+    urls = {service: pick(f"CRM_{service.upper()}_DATABASE_URL") for service in services}
+    owner_urls = {service: pick(owner_url_key(service)) for service in services}
     raw = {
         "AMQP_URI": pick("AMQP_URI", DEFAULT_AMQP_URI),
         "CRM_DATA_DIR": pick("CRM_DATA_DIR", str(Path.cwd() / ".crm-data")),

@@ -33,9 +33,15 @@ class Ticker:
 
 
 @pytest.fixture
-def config(tmp_path, amqp_uri, database_url):
+def config(tmp_path, amqp_uri, database_url, monkeypatch):
     RUNS.clear()
+    monkeypatch.setenv("CRM_EXTRA_SERVICES", f"ticker={__name__}:Ticker")  # so its database URL is read
     return {**service_config(tmp_path, amqp_uri, ticker=database_url), "TICKER": {"tick_seconds": 0.05}}
+
+
+def test_each_replica_uses_the_database_it_was_given(config, database_url):
+    with running(Ticker, config) as replica:
+        assert get_extension(replica, EventLog).store.engine.dialect.name == database_url.split(":")[0]
 
 
 def replica_id(container) -> int:
