@@ -29,7 +29,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from marshmallow import Schema, ValidationError as SchemaError, fields, validate
 
-from shared.discovery import discovered_services
+from shared.discovery import discovered_services, installed_services
 from shared.ed25519_text import new_key_pair
 from shared.errors import ValidationError
 from shared.signing_keys import SigningKeys, load_signing_keys
@@ -123,7 +123,7 @@ def load_settings(config: Mapping[str, Any] | None = None,
     def pick(key: str, default: Any = None) -> Any:
         return config.get(key) or environ.get(key) or default
 
-    services = discovered_services(environ)
+    services = _services(environ)
     urls = {service: pick(f"CRM_{service.upper()}_DATABASE_URL") for service in services}
     owner_urls = {service: pick(owner_url_key(service)) for service in services}
     raw = {
@@ -177,6 +177,15 @@ def _token_keys(public_text: str | None, private_text: str | None, issuer: bool,
     if private is not None and private.public_key() not in public:
         raise ValidationError({PRIVATE_KEY_SETTING: [f"is not the private key of any key in {PUBLIC_KEY_SETTING}"]})
     return public, private
+
+
+def _services(environ: Mapping[str, str]) -> Mapping[str, Any]:
+    """The services whose database URLs are read: installed and extra, or installed only while
+    ``CRM_EXTRA_SERVICES`` is malformed (the commands that list services name that error)."""
+    try:
+        return discovered_services(environ)
+    except ValidationError:
+        return installed_services()
 
 
 def _key_bytes(value: str, field_name: str, length: int) -> bytes:

@@ -126,6 +126,7 @@ class ConsumerRunner:
         self.forked: dict[str, str] = {}  # upstream -> why its events are refused, until a rebuild
         self.stalls: dict[str, Stall] = {}  # upstream -> the event this consumer is retrying
         self.refused: dict[str, dict[str, Any]] = {}  # upstream -> {count, last_reason, last_event_id}
+        self.last_applied: dict[str, tuple[str, float]] = {}  # upstream -> (its recorded_at, our wall time)
 
     # -- reading ------------------------------------------------------------
 
@@ -246,6 +247,7 @@ class ConsumerRunner:
         except Exception:  # noqa: BLE001 - rolled back; the event-by-event path sorts it out
             return False
         self.stalls.pop(upstream, None)
+        self._note_applied(upstream, batch[-1])
         return True
 
     def apply_untracked(self, envelope: Envelope | Mapping[str, Any], *,
@@ -313,7 +315,12 @@ class ConsumerRunner:
                 self.consumer.apply(connection, envelope)
             except Exception as error:
                 raise _ApplyFailed() from error  # leaving the block rolls back
+        self._note_applied(upstream, envelope)
         return "applied"
+
+    def _note_applied(self, upstream: str, envelope: Envelope) -> None:
+        """Remember when the last event of ``upstream`` was recorded and applied (for ``health()``)."""
+        self.last_applied[upstream] = (envelope.recorded_at, time.time())
 
     def _dead_letter(self, upstream: str, envelope: Envelope, error: BaseException) -> str:
         """Park the event and move past it in one transaction, so the stream goes on."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -32,6 +33,7 @@ from shared.leases import Lease, owner_id
 from shared.migrations import History, migrate_or_check
 from shared.consumer_runner import ConsumerRunner
 from shared.consumers import Consumer
+from shared.lag import upstream_lag
 from shared.relay import Relay
 from shared.signing import EventCheck
 from shared.upstream_client import UpstreamClient
@@ -39,7 +41,7 @@ from shared.validation import load
 
 log = logging.getLogger(__name__)
 FOLLOW_POLL_SECONDS = 0.5  # also how soon a stalled consumer's due retry runs
-UPSTREAM_SWEEP_SECONDS = 30.0  # also catches the last events of a burst whose delivery was lost
+UPSTREAM_SWEEP_SECONDS = 5.0  # ask upstreams for their heads; pull what a lost delivery left behind
 UPSTREAM_PAGE = 500
 
 
@@ -70,6 +72,7 @@ class EventLog(DependencyProvider):
         self._stop = threading.Event()
         self.relay: Relay | None = None  # these two stay None when setup refuses to start the service
         self.fetch_upstream: UpstreamEvents | None = None
+        self.upstream_heads: dict[str, tuple[int, str | None]] = {}  # from each upstream's log_head()
         self._wakeup = threading.Event()
 
     def history(self, service: str) -> History | None:
@@ -190,10 +193,15 @@ class EventLog(DependencyProvider):
                 runner.refuse(upstream, event_id, reason)
 
     def pull_upstreams(self) -> None:
-        """Ask each producer for what we have not seen yet (events published while we were away)."""
+        """Ask each producer for what we have not seen yet (events published while we were away).
+
+        An upstream whose head is known is asked only by consumers behind it.
+        """
         for runner in self.runners:
             for upstream in set(runner.consumer.upstreams) - {self.store.service}:
-                self._pull(runner, upstream)
+                head = self.upstream_heads.get(upstream)
+                if head is None or runner.position(upstream) < head[0]:
+                    self._pull(runner, upstream)
 
     def _pull(self, runner: ConsumerRunner, upstream: str) -> None:
         while events := self.fetch_upstream(upstream, runner.position(upstream), UPSTREAM_PAGE):
@@ -202,30 +210,42 @@ class EventLog(DependencyProvider):
                 break
 
     def _sweep_upstreams(self) -> None:
+        """Every few seconds: learn each upstream's head, and pull from those a consumer is behind."""
         while not self._stop.is_set():
             try:
+                self.probe_upstream_heads()
                 self.pull_upstreams()
             except Exception as error:  # the producer may be down: try again at the next sweep
-                log.warning("could not pull upstream events: %s", error)
+                log.warning("could not reach an upstream: %s", error)
             self._stop.wait(UPSTREAM_SWEEP_SECONDS)
 
+    def probe_upstream_heads(self) -> None:
+        """Ask each upstream for its head, so lag counts events not delivered yet."""
+        for upstream in sorted(self.upstreams()):
+            answer = self.fetch_upstream.client.call(upstream, "log_head")
+            self.upstream_heads[upstream] = (answer["position"], answer["recorded_at"])
+
     def health(self) -> dict[str, Any]:
-        head = self.store.head_position()
         own = self.store.service
+        heads = {**self.upstream_heads, own: self.store.head()}
+        now = time.time()
         consumers: dict[str, dict[str, Any]] = {"projections": {}, "reactions": {}}
         for runner in self.runners:
             positions = runner.positions()
+            upstreams = {upstream: upstream_lag(heads.get(upstream), applied, runner.last_applied.get(upstream), now)
+                         for upstream, applied in positions.items()}
             kind = "projections" if runner.consumer.rebuildable else "reactions"
             consumers[kind][runner.consumer.name] = {
                 "positions": positions,
-                "lag": head - positions[own] if own in positions else 0,  # lag of the own log only
+                "upstreams": upstreams,
+                "lag": max((lag["lag_events"] or 0 for lag in upstreams.values()), default=0),
                 "forked": dict(runner.forked),
                 "stalled": runner.stalled(),
                 "refused": {upstream: dict(entry) for upstream, entry in runner.refused.items()},
             }
         return {
             "service": own,
-            "log_position": head,
+            "log_position": heads[own][0],
             **consumers,
             "relay_backlog": self.relay.backlog(),
             "dead_letters": self.dead_letters.count(),

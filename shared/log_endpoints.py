@@ -63,6 +63,13 @@ class LogEndpoints:
                 in self.log.store.read_since(query["after_position"], query["limit"], upcast=False)]
 
     @rpc
+    @allow("service", "auditor", "admin")
+    def log_head(self):
+        """The last position and when it was recorded: how followers measure their lag."""
+        position, recorded_at = self.log.store.head()
+        return {"position": position, "recorded_at": recorded_at}
+
+    @rpc
     @allow(*ROLES)
     def health(self):
         return self.log.provider.health()

@@ -118,8 +118,11 @@ class _LogState(Collector):
     def _consumers(self, health: Mapping[str, Any]) -> Iterator[GaugeMetricFamily]:
         labels = ["service", "consumer", "upstream"]
         position = GaugeMetricFamily("crm_consumer_position", "Last upstream position a consumer applied", labels=labels)
-        lag = GaugeMetricFamily("crm_consumer_lag_events", "Events of the own log a consumer has not applied",
-                                labels=["service", "consumer"])
+        lag = GaugeMetricFamily("crm_consumer_lag_events", "Upstream events a consumer has not applied yet",
+                                labels=labels)
+        lag_seconds = GaugeMetricFamily("crm_consumer_lag_seconds",
+                                        "Producer time between the upstream's head and the last event applied",
+                                        labels=labels)
         stalled = GaugeMetricFamily("crm_consumer_stalled", "1 while a consumer retries an event it may not park",
                                     labels=labels)
         refused = GaugeMetricFamily("crm_consumer_refused_events",
@@ -127,10 +130,14 @@ class _LogState(Collector):
                                     labels=labels)
         for kind in ("projections", "reactions"):
             for consumer, view in health.get(kind, {}).items():
-                lag.add_metric([self.service, consumer], view["lag"])
                 for upstream, applied in view["positions"].items():
+                    behind = view["upstreams"][upstream]
+                    if behind["lag_events"] is not None:
+                        lag.add_metric([self.service, consumer, upstream], behind["lag_events"])
+                    if behind["lag_seconds"] is not None:
+                        lag_seconds.add_metric([self.service, consumer, upstream], behind["lag_seconds"])
                     position.add_metric([self.service, consumer, upstream], applied)
                     stalled.add_metric([self.service, consumer, upstream], 1 if upstream in view["stalled"] else 0)
                     refused.add_metric([self.service, consumer, upstream],
                                        view["refused"].get(upstream, {}).get("count", 0))
-        yield from (position, lag, stalled, refused)
+        yield from (position, lag, lag_seconds, stalled, refused)

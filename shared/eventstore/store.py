@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 READ_PAGE = 2000
 SIGNATURE_SAMPLE = 1000  # verify checks the signature of every this-many-th event, and of the last
+_HEAD_RECORDED = "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1"
 _ENVELOPES = f"SELECT {', '.join(ENVELOPE_COLUMNS)} FROM events"
 _POSITION_IN_ENVELOPE = ENVELOPE_COLUMNS.index("position")
 _TYPE, _SCHEMA_VERSION, _ACTOR, _DATA = (ENVELOPE_COLUMNS.index(name)
@@ -205,6 +206,11 @@ class EventStore:
     def head_position(self) -> int:
         rows = self._fetch(SELECT_HEAD, ())
         return rows[0][0] if rows else 0
+
+    def head(self) -> tuple[int, str | None]:
+        """The last position and when its event was recorded; ``(0, None)`` for an empty log."""
+        rows = self._fetch(_HEAD_RECORDED, ())
+        return (rows[0][0], rows[0][1]) if rows else (0, None)
 
     def verify(self, from_position: int = 1, to_position: int | None = None, *,
                every_signature: bool = False) -> VerifyReport:

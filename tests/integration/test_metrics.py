@@ -39,7 +39,8 @@ def test_calls_errors_latency_and_log_state_are_exposed(tmp_path, database_url, 
         with pytest.raises(Exception):
             proxy.customers.register(name="x", phone="not a phone")
         samples = wait_for(lambda: (found := scrape(port)) and value(found, "crm_consumer_lag_events",
-                                                                      consumer="customers.directory") == 0 and found,
+                                                                      consumer="customers.directory",
+                                                                      upstream="customers") == 0 and found,
                            what="the directory to catch up")
 
     assert value(samples, "crm_calls_total", method="register", outcome="ok") == 3

@@ -8,7 +8,8 @@ from shared.metrics import _LogState
 
 
 def test_refused_events_are_a_gauge_per_consumer_and_upstream():
-    view = {"lag": 0, "positions": {"customers": 7}, "stalled": {},
+    behind = {"head": 9, "applied": 7, "lag_events": 2, "lag_seconds": 1.5, "since_last_applied_seconds": 0.2}
+    view = {"lag": 2, "positions": {"customers": 7}, "upstreams": {"customers": behind}, "stalled": {},
             "refused": {"customers": {"count": 2, "last_reason": "bad signature", "last_event_id": "e-9"}}}
     health = {"log_position": 3, "relay_backlog": 0, "dead_letters": 0,
               "projections": {"complaints.customers": view, "complaints.list": {**view, "refused": {}}},
@@ -19,3 +20,6 @@ def test_refused_events_are_a_gauge_per_consumer_and_upstream():
 
     refused = {sample.labels["consumer"]: sample.value for sample in families["crm_consumer_refused_events"].samples}
     assert refused == {"complaints.customers": 2, "complaints.list": 0}
+    lag = {sample.labels["consumer"]: sample.value for sample in families["crm_consumer_lag_events"].samples}
+    lag_seconds = {sample.labels["upstream"]: sample.value for sample in families["crm_consumer_lag_seconds"].samples}
+    assert lag == {"complaints.customers": 2, "complaints.list": 2} and lag_seconds == {"customers": 1.5}

@@ -1,0 +1,54 @@
+"""health() shows how far a consumer is behind each upstream, counting events not delivered yet.
+
+customers' relay is held back (another owner holds its lease), so what it
+appends is in its log but never reaches the broker: complaints can learn of
+it only by asking customers for its head.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import insert
+
+import shared.event_log
+from services.complaints.service import ComplaintsService
+from services.customers.service import CustomersService
+from shared.eventstore.tables import leases
+from tests.support import event_log, rpc_as, running, service_config, wait_for
+
+HELD_BACK = 5
+
+
+@pytest.fixture
+def config(tmp_path, amqp_uri):
+    return service_config(tmp_path, amqp_uri)  # SQLite stores in tmp_path
+
+
+def test_lag_counts_upstream_events_not_delivered_yet(config, monkeypatch):
+    monkeypatch.setattr(shared.event_log, "UPSTREAM_SWEEP_SECONDS", 3600.0)  # this test asks and pulls itself
+    with running(CustomersService, config) as customers, running(ComplaintsService, config) as complaints:
+        with rpc_as(config, "agent") as proxy:
+            proxy.customers.register(name="张伟", phone="13800000001")
+        follower = event_log(complaints)
+        known = lambda: follower.health()["projections"]["complaints.customers"]["upstreams"]["customers"]  # noqa: E731
+        wait_for(lambda: known()["applied"] == 1, what="complaints to apply the first registration")
+
+        relay = event_log(customers).relay
+        relay.lease.release()
+        with event_log(customers).store.engine.begin() as connection:  # another replica now holds the relay
+            connection.execute(insert(leases).values(name=relay.lease.name, owner="elsewhere",
+                                                     expires_at=2 ** 62))
+        with rpc_as(config, "agent") as proxy:
+            for number in range(HELD_BACK):
+                proxy.customers.register(name=f"客户{number}", phone=f"1390000000{number}")
+
+        follower.probe_upstream_heads()
+        behind = known()
+        assert (behind["head"], behind["applied"], behind["lag_events"]) == (1 + HELD_BACK, 1, HELD_BACK)
+        assert behind["lag_seconds"] > 0 and behind["since_last_applied_seconds"] >= 0
+        with rpc_as(config, "admin") as proxy:
+            assert proxy.complaints.health()["projections"]["complaints.customers"]["lag"] == HELD_BACK
+
+        follower.pull_upstreams()  # what the sweep does for a consumer behind its upstream's head
+        caught_up = known()
+        assert (caught_up["applied"], caught_up["lag_events"], caught_up["lag_seconds"]) == (1 + HELD_BACK, 0, 0.0)
