@@ -192,15 +192,16 @@ class EventLog(DependencyProvider):
             if upstream in runner.consumer.upstreams:
                 runner.refuse(upstream, event_id, reason)
 
-    def pull_upstreams(self) -> None:
+    def pull_upstreams(self, only_behind: bool = False) -> None:
         """Ask each producer for what we have not seen yet (events published while we were away).
 
-        An upstream whose head is known is asked only by consumers behind it.
+        With ``only_behind``, an upstream whose head was just asked for is
+        pulled only by the consumers behind it (the sweep's way).
         """
         for runner in self.runners:
             for upstream in set(runner.consumer.upstreams) - {self.store.service}:
                 head = self.upstream_heads.get(upstream)
-                if head is None or runner.position(upstream) < head[0]:
+                if not only_behind or head is None or runner.position(upstream) < head[0]:
                     self._pull(runner, upstream)
 
     def _pull(self, runner: ConsumerRunner, upstream: str) -> None:
@@ -214,7 +215,7 @@ class EventLog(DependencyProvider):
         while not self._stop.is_set():
             try:
                 self.probe_upstream_heads()
-                self.pull_upstreams()
+                self.pull_upstreams(only_behind=True)
             except Exception as error:  # the producer may be down: try again at the next sweep
                 log.warning("could not reach an upstream: %s", error)
             self._stop.wait(UPSTREAM_SWEEP_SECONDS)
