@@ -3,11 +3,13 @@
 --
 -- crm_owner owns every database and runs the migrations (`crm migrate`; in
 -- docker-compose.yml the one-shot `migrate` container). Each service logs in
--- as a role of its own, crm_<service>, that owns nothing: `crm migrate`
--- grants it INSERT and SELECT on the log (events, command_results) and
--- read-write on the service's own tables, so it can neither rewrite the log
--- nor turn off the triggers that guard it (deploy/runbook.md, "Database
--- roles"). A role may connect to its own service's database only.
+-- as a role of its own, crm_<service>: `crm migrate` grants it INSERT and
+-- SELECT on the log (events, command_results), which it does not own, so it
+-- can neither rewrite the log nor turn off the triggers that guard it, and
+-- hands it its own working tables, so it may vacuum what an erasure deleted
+-- (deploy/runbook.md, "Database roles"). crm_owner is a member of each
+-- service role, to hand those tables over and go on migrating them. A role
+-- may connect to its own service's database only.
 --
 -- The passwords come from the postgres container's environment (psql 15+).
 \getenv owner_password CRM_DB_OWNER_PASSWORD
@@ -19,6 +21,7 @@ CREATE ROLE crm_complaints LOGIN PASSWORD :'service_password';
 CREATE ROLE crm_callbacks LOGIN PASSWORD :'service_password';
 CREATE ROLE crm_campaigns LOGIN PASSWORD :'service_password';
 CREATE ROLE crm_audit LOGIN PASSWORD :'service_password';
+GRANT crm_customers, crm_complaints, crm_callbacks, crm_campaigns, crm_audit TO crm_owner;
 
 CREATE DATABASE customers OWNER crm_owner;
 CREATE DATABASE complaints OWNER crm_owner;

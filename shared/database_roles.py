@@ -3,8 +3,11 @@
 A role that owns a table may disable its triggers, so the role a service
 connects as must not own the log: another role (the owner) runs the
 migrations, and grants the service role only what serving needs
-(docs/decisions.md, "Who may change the log"). SQLite has no roles:
-whoever opens the file may do anything, and a service migrates its own.
+(docs/decisions.md, "Who may change the log"). The service role does own
+its working tables, which no trigger guards: only an owner may vacuum a
+table, and after an erasure the service rewrites the ones that held the
+customer's data (``shared.file_scrub``). SQLite has no roles: whoever
+opens the file may do anything, and a service migrates its own.
 """
 
 from __future__ import annotations
@@ -31,6 +34,16 @@ def may_migrate(connection: Connection) -> bool:
         "WHERE r.rolname = current_user AND d.datname = current_database()").scalar())
 
 
+def may_hand_over(connection: Connection, role: str) -> bool:
+    """Whether the connected role may make ``role`` own a table: it is a member of ``role``, or a superuser.
+
+    Without that the working tables stay the owner's, and the service's
+    scrub after an erasure logs each table it may not rewrite.
+    """
+    return bool(connection.exec_driver_sql("SELECT pg_has_role(current_user, %(role)s, 'MEMBER')",
+                                           {"role": role}).scalar())
+
+
 def connected_as(connection: Connection) -> tuple[str, str]:
     """The PostgreSQL role and database of ``connection``."""
     role, database = connection.exec_driver_sql("SELECT current_user, current_database()").one()
@@ -49,9 +62,11 @@ def privileges_for(table: str) -> str:
 def grant_service_role(connection: Connection, role: str) -> None:
     """Give ``role`` exactly its rights on every table of the schema, and on tables made later.
 
-    Run by the owner after each migration. Each table's grants are set
-    afresh (revoke, then grant), so a right given by hand or by an older
-    release does not outlive it. Tables the owner creates later (a
+    Run by the owner after each migration. The working tables are handed
+    to ``role`` where the owner may do that (``may_hand_over``); the owner
+    keeps migrating them as a member of ``role``. The grants of every other
+    table are set afresh (revoke, then grant), so a right given by hand or
+    by an older release does not outlive it. Tables the owner creates later (a
     projection of a new release, a test's table) start read-write through
     default privileges until the next run narrows them.
     """
@@ -64,7 +79,16 @@ def grant_service_role(connection: Connection, role: str) -> None:
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT USAGE, SELECT ON SEQUENCES TO {grantee}")
     tables = connection.exec_driver_sql(
         "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename").scalars().all()
+    owned = [table for table in tables if privileges_for(table) == READ_WRITE] \
+        if may_hand_over(connection, role) else []
+    if owned:  # a new owner must be allowed to create in the schema: for the hand-over only, never to keep
+        connection.exec_driver_sql(f"GRANT CREATE ON SCHEMA {schema} TO {grantee}")
+        for table in owned:
+            connection.exec_driver_sql(f"ALTER TABLE {schema}.{preparer.quote(table)} OWNER TO {grantee}")
+        connection.exec_driver_sql(f"REVOKE CREATE ON SCHEMA {schema} FROM {grantee}")
     for table in tables:
+        if table in owned:
+            continue  # the role's own: an owner holds every right on it
         qualified = f"{schema}.{preparer.quote(table)}"
         connection.exec_driver_sql(f"REVOKE ALL ON {qualified} FROM {grantee}")
         connection.exec_driver_sql(f"GRANT {privileges_for(table)} ON {qualified} TO {grantee}")

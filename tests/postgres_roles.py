@@ -34,9 +34,14 @@ def owner_url(url: str) -> str:
 
 
 def create_roles(cursor) -> None:
-    """Make the session's two login roles (``cursor`` of a role that may create roles)."""
+    """Make the session's two login roles (``cursor`` of a role that may create roles).
+
+    The owner is a member of the service role, as in ``deploy/postgres-init.sql``,
+    so it may hand the service its working tables and still migrate them.
+    """
     for role in (OWNER_ROLE, SERVICE_ROLE):
         cursor.execute(f'CREATE ROLE "{role}" LOGIN PASSWORD %s', (_PASSWORD,))
+    cursor.execute(f'GRANT "{SERVICE_ROLE}" TO "{OWNER_ROLE}"')
 
 
 def drop_roles(cursor) -> None:

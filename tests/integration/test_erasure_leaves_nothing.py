@@ -21,6 +21,7 @@ import logging
 import uuid
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
@@ -31,7 +32,7 @@ from services.complaints.service import ComplaintsService
 from services.customers.service import CustomersService
 from shared.consumers import as_envelope
 from shared.eventstore.tables import data_keys
-from tests.support import event_log, private_vhost, rpc_as, running, service_config, wait_for
+from tests.support import POSTGRES_ADMIN_URL, event_log, private_vhost, rpc_as, running, service_config, wait_for
 
 NAME, PHONE, EMAIL, BIRTHDAY = "欧阳明华", "13987654321", "minghua.ouyang@example.org", "1979-11-23"
 TIER_REASON = "签了框架合同 ref TR-5521"
@@ -180,7 +181,8 @@ TUPLE_HOLDS = (f"SELECT count(*) FROM {PAGES} page, heap_page_items(get_raw_page
 
 @contextlib.contextmanager
 def cursor_on(url: str):
-    connection = psycopg2.connect(url)
+    """A cursor on ``url``'s database as the administrator: pageinspect reads raw pages only for a superuser."""
+    connection = psycopg2.connect(urlunsplit(urlsplit(POSTGRES_ADMIN_URL)._replace(path=urlsplit(url).path)))
     connection.autocommit = True
     try:
         with connection.cursor() as cursor:
@@ -230,7 +232,7 @@ def test_no_database_page_or_log_file_holds_an_erased_customers_data(crm, data_d
     config, containers = crm
     for url in database_urls.values():
         with cursor_on(url) as cursor:
-            cursor.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")  # the test connects as a superuser
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
     customer_id = a_customer_with_every_kind_of_text(config)
     refused_with_personal_data(config)
     a_dead_letter_quoting_the_customer(containers, config, customer_id)

@@ -162,6 +162,7 @@ class InitSql:
     database_owners: dict[str, str]
     connect_grants: set[tuple[str, str]]  # (database, role)
     closed_to_public: set[str]  # databases PUBLIC may not connect to
+    members_of: dict[str, set[str]]  # role -> roles granted to it
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +176,8 @@ def init_sql() -> InitSql:
         set(re.findall(r"^GRANT CONNECT ON DATABASE (\w+) TO (\w+);$", text, re.MULTILINE)),
         {name for names in re.findall(r"^REVOKE ALL ON DATABASE ([\w, ]+) FROM PUBLIC;$", text, re.MULTILINE)
          for name in names.split(", ")},
+        {member: set(roles.split(", ")) for roles, member in re.findall(r"^GRANT ([\w, ]+) TO (\w+);$", text,
+                                                                          re.MULTILINE) if " ON " not in roles},
     )
 
 
@@ -218,6 +221,7 @@ def test_each_service_connects_as_a_role_of_its_own_and_only_the_owner_migrates(
         assert (owner_url.username, owner_url.hostname, owner_url.path) == (owner, "postgres", service.path)
         assert postgres_env[init_sql.password_variables[owner]] == owner_url.password
         assert urlsplit(migrate.database_url(name)).username == role  # whom the owner grants the rights
+        assert role in init_sql.members_of[owner]  # so the owner may hand it its working tables
 
 
 def test_bind_mounts_exist_and_named_volumes_are_declared(compose):
