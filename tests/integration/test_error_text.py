@@ -7,16 +7,20 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from shared.error_text import describe
-from shared.eventstore.engine import create_store_engine
+from shared.eventstore.engine import create_store_engine, database_engine
+from tests.postgres_roles import owner_url
 
 PII = "张伟13812345678"
 
 
 @pytest.fixture
 def engine(database_url):
+    owner = database_engine(owner_url(database_url))  # on PostgreSQL the service role may not create tables
+    with owner.begin() as connection:
+        connection.execute(text("CREATE TABLE people (id INTEGER PRIMARY KEY, name VARCHAR(8), phone TEXT NOT NULL)"))
+    owner.dispose()
     engine = create_store_engine(database_url)
     with engine.begin() as connection:
-        connection.execute(text("CREATE TABLE people (id INTEGER PRIMARY KEY, name VARCHAR(8), phone TEXT NOT NULL)"))
         connection.execute(text("INSERT INTO people VALUES (1, 'x', :phone)"), {"phone": PII})
     yield engine
     engine.dispose()
