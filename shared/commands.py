@@ -25,13 +25,12 @@ stored answer commit in one transaction.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Mapping, Sequence, TypeVar
 
 from nameko.extensions import DependencyProvider
 
-from shared.canonical import sha256_hex
+from shared.command_fingerprints import fingerprint
 from shared.crypto import KeyRing
 from shared.errors import Conflict, NotFound
 from shared.event_log import EventLog, WorkerLog
@@ -70,13 +69,6 @@ class AggregateKind(Generic[State]):
     answer: Answer
     seal: Callable[[KeyRing, State, Sequence[NewEvent]], list[NewEvent]] = field(default=_no_sealing)
     version_of: Callable[[State], int] = field(default=_version)
-
-
-def fingerprint(method: str, payload: Mapping[str, Any]) -> str:
-    """SHA-256 of the method and the validated payload (without its ``command_id``)."""
-    body = {name: value for name, value in payload.items() if name != "command_id"}
-    return sha256_hex(json.dumps({"method": method, "payload": body}, sort_keys=True, separators=(",", ":"),
-                                 ensure_ascii=False, default=str))
 
 
 class Repository(DependencyProvider, Generic[State]):
@@ -138,7 +130,8 @@ class Commands(Generic[State]):
              must_exist: bool) -> dict[str, Any]:
         answer = answer or self.kind.answer
         command_id = command.get("command_id") or self._implicit_command_id()
-        call_print = fingerprint(self._worker_ctx.entrypoint.method_name, command) if command_id else ""
+        call_print = fingerprint(self._worker_ctx.entrypoint.method_name, command,
+                                 self.log.provider.fingerprint_key) if command_id else ""
         if command_id:
             earlier = self._earlier_answer(command_id, call_print)
             if earlier is not None:

@@ -22,6 +22,7 @@ from shared.auth import Principal
 from shared.config import Settings, load_settings
 from contracts.envelope import Envelope as EnvelopeSchema
 from shared.crypto import KeyRing
+from shared.command_fingerprints import fingerprint_key
 from shared.error_text import describe
 from shared.erasure import ScrubAfterErasures
 from shared.errors import ValidationError
@@ -103,6 +104,7 @@ class EventLog(DependencyProvider):
                 self.store.close()
                 raise
         self.keys = KeyRing(self.store.engine, self.settings.master_key)
+        self.fingerprint_key = fingerprint_key(self.settings.master_key)
         self.fetch_upstream = UpstreamEvents(self.settings)
         check = EventCheck(self.service_keys, own_service=service)
         self.runners = [ConsumerRunner(self.store.engine, consumer(self.keys), self.fetch_upstream, check=check)

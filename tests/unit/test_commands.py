@@ -9,7 +9,8 @@ from typing import Sequence
 import pytest
 
 from shared.auth import Principal
-from shared.commands import AggregateKind, Commands, fingerprint
+from shared.command_fingerprints import fingerprint, fingerprint_key
+from shared.commands import AggregateKind, Commands
 from shared.crypto import KeyRing
 from shared.errors import Conflict, NotFound
 from shared.event_log import WorkerLog
@@ -50,7 +51,7 @@ class Worker:
     """What nameko hands a ``Repository`` for one call: the worker's log, the method and the service instance."""
 
     def __init__(self, store: EventStore, keys: KeyRing):
-        self.provider = SimpleNamespace(store=store, keys=keys)
+        self.provider = SimpleNamespace(store=store, keys=keys, fingerprint_key=fingerprint_key(b"m" * 32))
         self.store = store
 
     def commands(self, method: str, request_id: str | None = None) -> Commands:
@@ -127,9 +128,17 @@ def test_events_carry_the_caller_and_the_call_chain(worker):
 
 
 def test_the_fingerprint_binds_method_and_payload_but_not_the_command_id():
-    assert fingerprint("add", {"by": 1, "command_id": "a"}) == fingerprint("add", {"command_id": "b", "by": 1})
-    assert fingerprint("add", {"by": 1}) != fingerprint("subtract", {"by": 1})
-    assert fingerprint("add", {"by": 1}) != fingerprint("add", {"by": 2})
+    key = fingerprint_key(b"m" * 32)
+    assert fingerprint("add", {"by": 1, "command_id": "a"}, key) == fingerprint("add", {"command_id": "b", "by": 1}, key)
+    assert fingerprint("add", {"by": 1}, key) != fingerprint("subtract", {"by": 1}, key)
+    assert fingerprint("add", {"by": 1}, key) != fingerprint("add", {"by": 2}, key)
+
+
+def test_the_fingerprint_cannot_be_recomputed_without_the_master_key():
+    payload = {"phone": "13812345678"}
+    ours, theirs = fingerprint_key(b"m" * 32), fingerprint_key(b"x" * 32)
+    assert fingerprint("register", payload, ours) != fingerprint("register", payload, theirs)
+    assert ours != b"m" * 32 and len(ours) == 32
 
 
 def test_a_redelivered_request_without_a_command_id_runs_its_commands_once(worker):
