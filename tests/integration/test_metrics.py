@@ -38,10 +38,12 @@ def test_calls_errors_latency_and_log_state_are_exposed(tmp_path, database_url, 
             proxy.customers.register(name=f"客户{number}", phone=f"1380000000{number}")
         with pytest.raises(Exception):
             proxy.customers.register(name="x", phone="not a phone")
-        samples = wait_for(lambda: (found := scrape(port)) and value(found, "crm_consumer_lag_events",
-                                                                      consumer="customers.directory",
-                                                                      upstream="customers") == 0 and found,
-                           what="the directory to catch up")
+        # A worker's figures are counted once its reply is on the way: wait for the refused call's too.
+        samples = wait_for(lambda: (found := scrape(port))
+                           and value(found, "crm_calls_total", method="register", outcome="ValidationError")
+                           and value(found, "crm_consumer_lag_events", consumer="customers.directory",
+                                     upstream="customers") == 0 and found,
+                           what="the refused call to be counted and the directory to catch up")
 
     assert value(samples, "crm_calls_total", method="register", outcome="ok") == 3
     assert value(samples, "crm_calls_total", method="register", outcome="ValidationError") == 1
