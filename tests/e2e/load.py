@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import eventlet
+import eventlet.event
 
 from tests.support import rpc_as
 
@@ -16,14 +17,14 @@ class Agents:
         self.config = config
         self.acknowledged: dict[str, str] = {}  # phone -> customer_id the service answered
         self.failed: list[str] = []  # phones whose registration the caller saw fail
-        self.running = True
+        self.stopped = eventlet.event.Event()
         self.pool = eventlet.GreenPool()
         for agent in range(AGENTS):
             self.pool.spawn(self._work, agent)
 
     def _work(self, agent: int) -> None:
         number = 0
-        while self.running:
+        while not self.stopped.ready():
             phone = f"13{agent:02d}{number:07d}"
             number += 1
             try:
@@ -31,10 +32,11 @@ class Agents:
                     self.acknowledged[phone] = proxy.customers.register(name=f"客户{phone}", phone=phone)["customer_id"]
             except Exception:  # noqa: BLE001 - the caller saw the outage; the service decides what ran
                 self.failed.append(phone)
-                eventlet.sleep(0.2)  # a caller's pause before trying a new registration
+                with eventlet.Timeout(0.2, False):  # a caller's pause before trying again, cut short by stop()
+                    self.stopped.wait()
 
     def stop(self) -> None:
-        self.running = False
+        self.stopped.send()
         self.pool.waitall()
 
 
