@@ -70,10 +70,16 @@ def postgres_unreachable(url: str, error: Exception) -> str:
 
 
 @contextlib.contextmanager
-def admin_cursor() -> Iterator[Any]:
-    """A cursor in autocommit as the administrator of ``CRM_TEST_POSTGRES_URL``; no server fails the test in one line."""
+def admin_cursor(database_url: str | None = None) -> Iterator[Any]:
+    """A cursor in autocommit as the administrator of ``CRM_TEST_POSTGRES_URL``; no server fails the test in one line.
+
+    On the administrator's own database, or on ``database_url``'s database.
+    """
+    url = POSTGRES_ADMIN_URL
+    if database_url is not None:
+        url = urlunsplit(urlsplit(POSTGRES_ADMIN_URL)._replace(path=urlsplit(database_url).path))
     try:
-        admin = psycopg2.connect(POSTGRES_ADMIN_URL, connect_timeout=5)
+        admin = psycopg2.connect(url, connect_timeout=5)
     except psycopg2.OperationalError as error:
         pytest.fail(postgres_unreachable(POSTGRES_ADMIN_URL, error), pytrace=False)
     admin.autocommit = True

@@ -16,12 +16,10 @@ free space included) holds its bytes.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
 from pathlib import Path
 from typing import Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
@@ -32,7 +30,7 @@ from services.complaints.service import ComplaintsService
 from services.customers.service import CustomersService
 from shared.consumers import as_envelope
 from shared.eventstore.tables import data_keys
-from tests.support import POSTGRES_ADMIN_URL, event_log, private_vhost, rpc_as, running, service_config, wait_for
+from tests.support import admin_cursor, event_log, private_vhost, rpc_as, running, service_config, wait_for
 
 NAME, PHONE, EMAIL, BIRTHDAY = "欧阳明华", "13987654321", "minghua.ouyang@example.org", "1979-11-23"
 TIER_REASON = "签了框架合同 ref TR-5521"
@@ -179,21 +177,9 @@ TUPLE_HOLDS = (f"SELECT count(*) FROM {PAGES} page, heap_page_items(get_raw_page
                "WHERE position(%(needle)s IN item.t_data) > 0")
 
 
-@contextlib.contextmanager
-def cursor_on(url: str):
-    """A cursor on ``url``'s database as the administrator: pageinspect reads raw pages only for a superuser."""
-    connection = psycopg2.connect(urlunsplit(urlsplit(POSTGRES_ADMIN_URL)._replace(path=urlsplit(url).path)))
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            yield cursor
-    finally:
-        connection.close()
-
-
 def table_files(url: str, tables: tuple[str, ...]) -> dict[str, int]:
     """The file (relfilenode) each table is stored in now; a rewrite gives it a new one."""
-    with cursor_on(url) as cursor:
+    with admin_cursor(url) as cursor:  # pageinspect reads raw pages only for a superuser
         cursor.execute("SELECT relname, relfilenode FROM pg_class WHERE relnamespace = 'public'::regnamespace "
                        "AND relname = ANY(%s)", (list(tables),))
         return dict(cursor.fetchall())
@@ -202,7 +188,7 @@ def table_files(url: str, tables: tuple[str, ...]) -> dict[str, int]:
 def pages_holding(url: str, needles: list[bytes]) -> dict[str, list[bytes]]:
     """Relations (tables, indexes, TOAST) with a page whose raw bytes, free space included, hold a needle."""
     found = {}
-    with cursor_on(url) as cursor:
+    with admin_cursor(url) as cursor:
         cursor.execute(RELATIONS)
         for (relation,) in cursor.fetchall():
             held = []
@@ -218,7 +204,7 @@ def pages_holding(url: str, needles: list[bytes]) -> dict[str, list[bytes]]:
 def tuples_holding(url: str, tables: tuple[str, ...], needles: list[bytes]) -> dict[str, int]:
     """Per table, its live or dead tuples whose data holds a needle (pageinspect's heap_page_items)."""
     counts = {}
-    with cursor_on(url) as cursor:
+    with admin_cursor(url) as cursor:
         for table in tables:
             counts[table] = 0
             for needle in needles:
@@ -231,7 +217,7 @@ def tuples_holding(url: str, tables: tuple[str, ...], needles: list[bytes]) -> d
 def test_no_database_page_or_log_file_holds_an_erased_customers_data(crm, data_dir, database_urls):
     config, containers = crm
     for url in database_urls.values():
-        with cursor_on(url) as cursor:
+        with admin_cursor(url) as cursor:
             cursor.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
     customer_id = a_customer_with_every_kind_of_text(config)
     refused_with_personal_data(config)
