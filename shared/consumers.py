@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from sqlalchemy import MetaData, Table
 from sqlalchemy.engine import Connection
@@ -96,6 +96,11 @@ class Consumer(abc.ABC):
         method = self._handlers.get((envelope.service, envelope.type))
         if method is not None:
             getattr(self, method)(connection, envelope)
+
+    def apply_batch(self, connection: Connection, envelopes: Sequence[Envelope]) -> None:
+        """Apply contiguous events in one transaction (a catch-up); a consumer may write them in bulk."""
+        for envelope in envelopes:
+            self.apply(connection, envelope)
 
     @abc.abstractmethod
     def may_park(self, envelope: Envelope) -> bool:

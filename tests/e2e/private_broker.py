@@ -79,8 +79,8 @@ def broker_node() -> Iterator[BrokerNode]:
     """A started node, shut down and removed afterwards."""
     home = Path(tempfile.mkdtemp(prefix="crm-rabbit-"))
     node = BrokerNode(home)
-    node.start()
     try:
+        node.start()
         yield node
     finally:
         with contextlib.suppress(RuntimeError):

@@ -15,27 +15,16 @@ import contextlib
 import time
 from typing import Callable, ContextManager
 
-import pytest
 
 from services.complaints.service import ComplaintsService
 from services.customers.service import CustomersService
 from tests.e2e.load import Agents, answers, assert_each_registration_ran_once, assert_settled
 from tests.e2e.outages import outage
 from tests.e2e.private_broker import broker_node
-from tests.support import running, service_config, wait_for
+from tests.support import running, wait_for
 
 ANSWER_WITHIN_SECONDS = 5
 OUTAGE_SECONDS = 30
-
-
-@pytest.fixture(params=["one-replica-sqlite", "two-replicas-postgresql"])
-def deployment(request, tmp_path) -> Callable[[str], tuple[dict, int]]:
-    """``deploy(amqp_uri)`` → the services' config and how many replicas of each run."""
-    if request.param == "one-replica-sqlite":
-        return lambda amqp_uri: (service_config(tmp_path, amqp_uri), 1)  # SQLite stores in tmp_path
-    databases = request.getfixturevalue("postgres_url_factory")
-    urls = {"customers": databases(), "complaints": databases()}
-    return lambda amqp_uri: (service_config(tmp_path, amqp_uri, **urls), 2)
 
 
 def test_services_ride_out_closed_connections_under_load(fault_vhost, deployment):
