@@ -242,8 +242,7 @@ class ConsumerRunner:
                 moved = connection.execute(self._move_tracking(upstream, batch[0], batch[-1]))
                 if moved.rowcount != 1:
                     raise _ApplyFailed("batch is not next in line")
-                for envelope in batch:
-                    self.consumer.apply(connection, envelope)
+                self.consumer.apply_batch(connection, batch)
         except Exception:  # noqa: BLE001 - rolled back; the event-by-event path sorts it out
             return False
         self.stalls.pop(upstream, None)
