@@ -48,7 +48,6 @@ from shared.signing import EventCheck
 log = logging.getLogger(__name__)
 
 GAP_PAGE = 500
-CATCH_UP_BATCH = 200
 FIRST_RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 30.0
 
@@ -192,7 +191,7 @@ class ConsumerRunner:
         waits for the retry.
         """
         outcomes: Counter[str] = Counter()
-        for batch in _batches(map(as_envelope, events), CATCH_UP_BATCH):
+        for batch in _batches(map(as_envelope, events), self.consumer.catch_up_batch):
             with self._lock:
                 self._ensure_tracking(upstream)
                 if self._waiting(upstream):

@@ -83,6 +83,7 @@ class Consumer(abc.ABC):
     name: ClassVar[str]
     upstreams: ClassVar[tuple[str, ...]] = ()
     every_service_but: ClassVar[str | None] = None  # set: follow every other discovered service, every type
+    catch_up_batch: ClassVar[int] = 200  # events per transaction, and per signature checked, when catching up
     rebuildable: ClassVar[bool]
     _handlers: ClassVar[dict[tuple[str, str], str]] = {}
 

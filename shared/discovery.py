@@ -47,8 +47,10 @@ class ServiceSpec:
     ``RPC_SCHEMAS`` (optional). ``customer_record`` names the
     ``AggregateKind`` of the service that keeps the customer file (its
     stream and its fold), so the audit rebuilds a customer's record as of
-    any time with the very fold that service uses. Nothing is imported
-    until asked for.
+    any time with the very fold that service uses. ``bench`` names the
+    function ``crm bench`` runs for the service's own figures
+    (``(directory, sizes, phase) -> figures``). Nothing is imported until
+    asked for.
     """
 
     name: str
@@ -56,6 +58,7 @@ class ServiceSpec:
     cli: str | None = None
     contracts: str | None = None
     customer_record: str | None = None
+    bench: str | None = None
 
     def load_class(self) -> type:
         return import_object(self.service_class)
@@ -66,6 +69,9 @@ class ServiceSpec:
 
     def load_contracts(self) -> ModuleType | None:
         return None if self.contracts is None else importlib.import_module(self.contracts)
+
+    def load_bench(self) -> Any | None:
+        return None if self.bench is None else import_object(self.bench)
 
     def load_customer_record(self) -> Any | None:
         """The ``AggregateKind`` ``customer_record`` names, or ``None`` for a service that keeps no customer file."""

@@ -7,4 +7,5 @@ SERVICE = ServiceSpec(
     service_class="services.audit.service:AuditService",
     cli="services.audit.cli:app",
     contracts="contracts.audit",
+    bench="services.audit.bench:audit_figures",
 )
