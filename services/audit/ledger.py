@@ -279,7 +279,9 @@ class Ledger:
             with pooled_cursor(self.engine) as cursor:
                 cursor.execute(self._sql["envelopes"], (after, upto, page))
                 rows = cursor.fetchall()
-            yield from map(entry_view, rows)
+            actors: dict[str, dict[str, Any]] = {}
+            for row in rows:
+                yield entry_view(row, actors)
             if len(rows) < page:
                 return
             after = rows[-1][0]
@@ -436,18 +438,33 @@ class Ledger:
         return None
 
 
-def entry_view(row: Sequence[Any]) -> dict[str, Any]:
-    """A ledger entry as replay, history and exports show it: the source envelope plus the ledger's fields."""
-    (position, event_id, event_type, schema_version, service, stream_id, stream_version, source_position,
-     occurred_at, recorded_at, actor, correlation_id, causation_id, data, source_prev_hash, source_hash,
-     signature, customer_id, ingested_at, prev_hash, current) = row
-    return {"ledger_position": position, "event_id": event_id, "type": event_type,
-            "schema_version": schema_version, "service": service, "stream_id": stream_id,
-            "stream_version": stream_version, "position": source_position, "occurred_at": occurred_at,
-            "recorded_at": recorded_at, "actor": parse_json(actor), "correlation_id": correlation_id,
-            "causation_id": causation_id, "data": parse_json(data), "prev_hash": source_prev_hash,
-            "hash": source_hash, "signature": signature, "customer_id": customer_id, "ingested_at": ingested_at,
-            "ledger_prev_hash": prev_hash, "ledger_hash": current}
+_VIEW_KEYS = ("ledger_position", "event_id", "type", "schema_version", "service", "stream_id", "stream_version",
+              "position", "occurred_at", "recorded_at", "actor", "correlation_id", "causation_id", "data", "prev_hash",
+              "hash", "signature", "customer_id", "ingested_at", "ledger_prev_hash", "ledger_hash")
+
+
+def entry_view(row: Sequence[Any], actors: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A ledger entry as replay, history and exports show it: the source envelope plus the ledger's fields.
+
+    ``actors`` caches parsed actors across a page (few actors act many
+    times); each entry still gets its own copy.
+    """
+    view = dict(zip(_VIEW_KEYS, row))
+    actor = view["actor"]
+    if actors is None:
+        view["actor"] = parse_json(actor)
+    else:
+        parsed = actors.get(actor)
+        if parsed is None:
+            parsed = actors[actor] = parse_json(actor)
+        view["actor"] = parsed.copy()
+    view["data"] = parse_json(view["data"])
+    return view
+
+
+def entry_views(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    actors: dict[str, dict[str, Any]] = {}
+    return [entry_view(row, actors) for row in rows]
 
 
 ENVELOPE_COLUMNS = _ENVELOPE

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from services.audit.ledger import ENVELOPE_COLUMNS, Ledger, entry_view, ledger
+from services.audit.ledger import ENVELOPE_COLUMNS, Ledger, entry_view, entry_views, ledger
 from shared.consumers import as_envelope
 from shared.discovery import discovered_services
 
@@ -42,7 +42,7 @@ def replay(engine: Engine, filters: Mapping[str, Any], cursor: int, limit: int) 
     with engine.connect() as connection:
         rows = connection.execute(query).all()
         head = connection.execute(select(func.coalesce(func.max(ledger.c.position), 0))).scalar_one()
-    entries = [entry_view(row) for row in rows]
+    entries = entry_views(rows)
     return {"entries": entries, "next_cursor": entries[-1]["ledger_position"] if entries else cursor,
             "head": head, "more": len(entries) == limit}
 
@@ -52,7 +52,7 @@ def export_entries(engine: Engine, ledger_of: Ledger, filters: Mapping[str, Any]
     """The filtered entries within the first ``tree_size``, each with its inclusion proof in that tree."""
     query = _filtered(filters).where(ledger.c.position <= tree_size).order_by(ledger.c.position).limit(limit)
     with engine.connect() as connection:
-        entries = [entry_view(row) for row in connection.execute(query)]
+        entries = entry_views(connection.execute(query))
         for entry in entries:
             entry["proof"] = ledger_of.inclusion(connection, entry["ledger_position"], tree_size)["path"]
     return entries

@@ -10,13 +10,16 @@ tests wait until the ledger has caught up with the producers' heads.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import threading
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from kombu import Connection
 from nameko.exceptions import RemoteError
+from nameko.testing.services import entrypoint_waiter
 
 from services.audit import merkle
 from services.audit.checkpoint import open_note
@@ -24,7 +27,10 @@ from services.audit.export import verify_bundle
 from services.audit.service import AuditService
 from services.complaints.service import ComplaintsService
 from services.customers.service import CustomersService
+from shared.consumers import as_envelope
 from shared.ed25519_text import public_key_from_text
+from shared.eventstore.envelope import content_hash, utc_now_iso
+from shared.signing import EventSigner
 from tests.support import private_vhost, rpc_as, running, service_config, wait_for
 
 ALICE = {"name": "李秀英", "phone": "13812345678", "email": "lixiuying@example.com", "tier": "general"}
@@ -46,11 +52,17 @@ def _config(tmp_path: Path, amqp_uri: str, url_of) -> dict:
 
 
 @pytest.fixture
-def crm(tmp_path, amqp_uri):
-    """The three services on SQLite files."""
+def stack(tmp_path, amqp_uri):
+    """The three services on SQLite files: their config and the audit container."""
     config = _config(tmp_path, amqp_uri, lambda name: f"sqlite:///{tmp_path / (name + '.db')}")
-    with running(CustomersService, config), running(ComplaintsService, config), running(AuditService, config):
-        yield config
+    with running(CustomersService, config), running(ComplaintsService, config), \
+            running(AuditService, config) as audit:
+        yield config, audit
+
+
+@pytest.fixture
+def crm(stack):
+    return stack[0]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -222,3 +234,36 @@ def test_after_an_erasure_the_ledger_and_export_verify_and_the_receipt_is_in_the
     recorded = [event["data"] for event in call(crm, "admin", "events_since", 0, 500)
                 if event["type"] == "AuditQueried" and event["data"]["method"] == "export"]
     assert recorded and recorded[-1]["arguments"]["filters"]["customer_id"] == customer_id
+
+
+@pytest.mark.parametrize("forger", [None, EventSigner.generate("customers")], ids=["unsigned", "another-key"])
+def test_a_forged_event_on_the_broker_is_refused_reported_and_never_recorded(stack, amqp_uri, forger):
+    crm, audit = stack
+    customer_id = register(crm)
+    caught_up(crm)
+    head_position = call(crm, "admin", "log_head", service="customers")["position"]
+    head = call(crm, "admin", "events_since", head_position - 1, 1, service="customers")[0]
+    now = utc_now_iso()
+    envelope = dataclasses.replace(as_envelope(head), event_id=str(uuid.uuid4()), type="CustomerTierChanged",
+                                   stream_id=f"customer-{customer_id}", position=head["position"] + 1,
+                                   occurred_at=now, recorded_at=now, prev_hash=head["hash"],
+                                   data={"customer_id": customer_id, "tier": "potential_competitor"})
+    body = {**envelope.to_dict(), "hash": content_hash(envelope)}
+    body["signature"] = forger.sign(body["hash"]) if forger else None
+
+    def is_it(worker_ctx, _result, _exc_info) -> bool:
+        return worker_ctx.args[0].get("event_id") == body["event_id"]
+
+    with entrypoint_waiter(audit, "on_upstream_event", timeout=30, callback=is_it):
+        with Connection(amqp_uri) as connection:
+            connection.Producer(serializer="json").publish(body, exchange="customers.events",
+                                                           routing_key=body["type"], retry=True)
+    refused = call(crm, "admin", "health")["reactions"]["audit.ledger"]["refused"]["customers"]
+    assert (refused["count"], refused["last_event_id"]) == (1, body["event_id"])
+    assert refused["last_reason"] == ("bad signature" if forger else "no signature")
+    call(crm, "supervisor", "set_tier", customer_id, "partner", "真实的变更", service="customers")
+    caught_up(crm)
+    recorded = call(crm, "auditor", "customer_history", customer_id)["entries"]
+    assert body["event_id"] not in {entry["event_id"] for entry in recorded}
+    assert recorded[-1]["type"] == "CustomerTierChanged" and recorded[-1]["data"]["tier"] == "partner"
+    assert call(crm, "auditor", "verify")["ok"]

@@ -77,7 +77,6 @@ def upgrade() -> None:
     op.create_index("ix_audit_ledger_customer", "audit_ledger", ["customer_id", "position"])
     op.create_index("ix_audit_ledger_stream", "audit_ledger", ["source_service", "stream_id", "position"])
     op.create_index("ix_audit_ledger_type", "audit_ledger", ["type", "position"])
-    op.create_index("ix_audit_ledger_hash", "audit_ledger", ["hash"])
     op.create_table(
         "audit_tree",
         sa.Column("level", sa.Integer, primary_key=True, autoincrement=False),
