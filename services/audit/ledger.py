@@ -430,10 +430,11 @@ class Ledger:
             if held_position < ingested:
                 return service, (f"missing: ledger entries after position {head} (the ledger holds {service} up to "
                                  f"{held_position}, its ingest reached {ingested})")
-        with self.engine.connect() as connection:
+        with self.engine.connect() as connection, connection.begin():  # one snapshot: appends may go on
             widest = connection.execute(select(func.max(tree.c.idx)).where(tree.c.level == 1)).scalar()
-        if widest is not None and 2 * (widest + 1) > head:
-            return None, (f"missing: ledger entries after position {head} (the Merkle tree covers "
+            now = self.size(connection)
+        if widest is not None and 2 * (widest + 1) > now:
+            return None, (f"missing: ledger entries after position {now} (the Merkle tree covers "
                           f"{2 * (widest + 1)} entries)")
         return None
 

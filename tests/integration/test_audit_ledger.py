@@ -19,7 +19,7 @@ from services.audit import merkle
 from services.audit.checkpoint import TreeHead, sign
 from services.audit.export import make_bundle, verify_bundle
 from services.audit.ledger import ledger
-from services.audit.queries import export_entries, replay
+from services.audit.queries import check_sources, export_entries, replay
 from shared.ed25519_text import public_key_text
 from shared.eventstore.envelope import content_hash
 from tests.integration.audit_support import audited
@@ -177,3 +177,27 @@ def test_an_export_missing_an_entry_or_signed_by_another_key_fails(audit):
     assert verify_bundle(bundle, key)["reason"].startswith("missing")
     bundle, _key = bundle_of(audit)
     assert not verify_bundle(bundle, public_key_text(signer("customers").public_key))["ok"]
+
+
+def test_a_source_log_cut_short_or_recomputed_after_the_fact_is_named(audit):
+    complaints = audit.sources["complaints"]
+
+    def source(*, cut: bool = False, recomputed: bool = False):
+        def fetch(upstream, after, limit):
+            found = [envelope.to_dict() for envelope in audit.sources[upstream].read_since(after, limit, upcast=False)]
+            if upstream == "complaints" and cut:
+                return []
+            if upstream == "complaints" and recomputed:
+                return [{**found[0], "hash": "0" * 64}]
+            return found
+        return fetch
+
+    assert check_sources(audit.engine, source()) == {"sources": {
+        "complaints": {"ok": True, "checked_position": complaints.head_position()},
+        "customers": {"ok": True, "checked_position": audit.sources["customers"].head_position()}}}
+    last = replay(audit.engine, {"service": "complaints"}, 0, 100)["entries"][-1]["ledger_position"]
+    cut = check_sources(audit.engine, source(cut=True))
+    assert (cut["ok"], cut["first_bad_position"], cut["source"]) == (False, last, "complaints")
+    assert cut["reason"].startswith("source cut short")
+    recomputed = check_sources(audit.engine, source(recomputed=True))
+    assert recomputed["reason"].startswith("source recomputed") and recomputed["sources"]["customers"]["ok"]
