@@ -194,7 +194,8 @@ def _entry_problem(entry: Mapping[str, Any], head: checkpoints.TreeHead, produce
     if recomputed != entry["hash"]:
         return f"edited: the {service} event's content does not match its hash"
     if entry_hash(position, entry["ledger_prev_hash"], entry["ingested_at"], entry["customer_id"], service,
-                  entry["position"], entry["hash"], entry["signature"]) != entry["ledger_hash"]:
+                  entry["position"], entry["prev_hash"], entry["hash"], entry["signature"], entry["type"],
+                  entry["stream_id"], entry["recorded_at"]) != entry["ledger_hash"]:
         return "edited: the entry does not match its ledger hash"
     if not producers.signed_by(service, entry["hash"], entry["signature"]):
         return f"bad signature: the event is not signed by {service}'s key"

@@ -45,21 +45,14 @@ ledger = Table(
     Column("position", POSITION, primary_key=True, autoincrement=False),
     Column("source_service", String(32), nullable=False),
     Column("source_position", BigInteger, nullable=False),
-    Column("event_id", String(36), nullable=False),
     Column("type", String(100), nullable=False),
-    Column("schema_version", Integer, nullable=False),
     Column("stream_id", String(120), nullable=False),
-    Column("stream_version", Integer, nullable=False),
-    Column("occurred_at", String(32), nullable=False),
     Column("recorded_at", String(32), nullable=False),
-    Column("actor", Text, nullable=False),
-    Column("correlation_id", String(64), nullable=False),
-    Column("causation_id", String(64)),
-    Column("data", Text, nullable=False),
+    Column("customer_id", String(64)),
     Column("source_prev_hash", String(64), nullable=False),
     Column("source_hash", String(64), nullable=False),
     Column("signature", String(100), nullable=False),
-    Column("customer_id", String(64)),
+    Column("envelope", Text, nullable=False),
     Column("ingested_at", String(32), nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
@@ -76,29 +69,28 @@ VERIFY_PAGE = 5000
 STREAM_CUSTOMERS_CACHED = 20_000
 APPEND_LOCK = 0x617564_6974  # PostgreSQL advisory lock around an append ("audit")
 
-# The columns ``hash_input`` takes, in its (canonical) order, as the ledger names them.
-_HASHED = ("actor", "causation_id", "correlation_id", "data", "event_id", "occurred_at", "source_position",
-           "source_prev_hash", "recorded_at", "schema_version", "source_service", "stream_id", "stream_version",
-           "type")
-_CHAIN = ("position", "prev_hash", "hash", "ingested_at", "customer_id", "source_hash", "signature") + _HASHED
-_STORED = ("position", "source_service", "source_position", "event_id", "type", "schema_version", "stream_id",
-           "stream_version", "occurred_at", "recorded_at", "actor", "correlation_id", "causation_id", "data",
-           "source_prev_hash", "source_hash", "signature", "customer_id", "ingested_at", "prev_hash", "hash")
+# An entry's columns as stored; ``envelope`` is the source event's canonical JSON without ``hash`` and
+# ``signature``: exactly the text its producer hashed, so checking it costs one SHA-256 and no parsing.
+_STORED = ("position", "source_service", "source_position", "type", "stream_id", "recorded_at", "customer_id",
+           "source_prev_hash", "source_hash", "signature", "envelope", "ingested_at", "prev_hash", "hash")
+_CHAIN = ("position", "prev_hash", "hash", "ingested_at", "customer_id", "source_service", "source_position",
+          "source_prev_hash", "source_hash", "signature", "type", "stream_id", "recorded_at", "envelope")
+_ENVELOPE = ("position", "envelope", "source_hash", "signature", "customer_id", "ingested_at", "prev_hash", "hash")
 _ACTOR_KEYS = frozenset(("id", "role"))
-_ENVELOPE = ("position", "event_id", "type", "schema_version", "source_service", "stream_id", "stream_version",
-             "source_position", "occurred_at", "recorded_at", "actor", "correlation_id", "causation_id", "data",
-             "source_prev_hash", "source_hash", "signature", "customer_id", "ingested_at", "prev_hash", "hash")
 
 
 def entry_text(position: int, prev_hash: str, ingested_at: str, customer_id: str | None, source_service: str,
-               source_position: int, source_hash: str, signature: str) -> str:
-    """What a ledger entry's hash covers: its place, the chain, and the source event's hash and signature.
+               source_position: int, source_prev_hash: str, source_hash: str, signature: str, event_type: str,
+               stream_id: str, recorded_at: str) -> str:
+    """What a ledger entry's hash covers: its place, the chain, the source event's hash and signature, and
+    the columns replay filters on.
 
     The source hash covers the event's whole content, so the entry covers
     it too without repeating it.
     """
     return (f"carecrm audit ledger v1\n{position}\n{prev_hash}\n{ingested_at}\n{customer_id or ''}\n"
-            f"{source_service}\n{source_position}\n{source_hash}\n{signature}")
+            f"{source_service}\n{source_position}\n{source_prev_hash}\n{source_hash}\n{signature}\n"
+            f"{event_type}\n{stream_id}\n{recorded_at}")
 
 
 def entry_hash(*fields: Any) -> str:
@@ -114,6 +106,16 @@ def customer_in(envelope: Envelope) -> str | None:
     """The customer an event names in its data, if it names one."""
     value = envelope.data.get("customer_id") if isinstance(envelope.data, dict) else None
     return value if isinstance(value, str) and value else None
+
+
+def envelope_text(envelope: Envelope) -> str:
+    """The canonical JSON its producer hashed: the envelope without ``hash`` and ``signature``."""
+    actor = envelope.actor
+    return hash_input(actor_json(actor["id"], actor["role"]) if actor.keys() == _ACTOR_KEYS else canonical_json(actor),
+                      envelope.causation_id, envelope.correlation_id, canonical_json(envelope.data),
+                      envelope.event_id, envelope.occurred_at, envelope.position, envelope.prev_hash,
+                      envelope.recorded_at, envelope.schema_version, envelope.service, envelope.stream_id,
+                      envelope.stream_version, envelope.type)
 
 
 @dataclass(frozen=True)
@@ -171,17 +173,15 @@ class Ledger:
         for envelope in envelopes:
             position += 1
             customer_id = self._customer_of(connection, envelope, known)
+            text = envelope_text(envelope)
+            if hashlib.sha256(text.encode()).hexdigest() != envelope.hash:
+                raise ValueError(f"the {envelope.service} event at {envelope.position} does not match its hash")
             current = entry_hash(position, prev, ingested_at, customer_id, envelope.service, envelope.position,
-                                 envelope.hash, envelope.signature)
-            actor = envelope.actor
-            rows.append((position, envelope.service, envelope.position, envelope.event_id, envelope.type,
-                         envelope.schema_version, envelope.stream_id, envelope.stream_version, envelope.occurred_at,
-                         envelope.recorded_at,
-                         actor_json(actor["id"], actor["role"]) if actor.keys() == _ACTOR_KEYS
-                         else canonical_json(actor),
-                         envelope.correlation_id, envelope.causation_id, canonical_json(envelope.data),
-                         envelope.prev_hash, envelope.hash, envelope.signature, customer_id, ingested_at, prev,
-                         current))
+                                 envelope.prev_hash, envelope.hash, envelope.signature, envelope.type,
+                                 envelope.stream_id, envelope.recorded_at)
+            rows.append((position, envelope.service, envelope.position, envelope.type, envelope.stream_id,
+                         envelope.recorded_at, customer_id, envelope.prev_hash, envelope.hash, envelope.signature,
+                         text, ingested_at, prev, current))
             nodes.extend((level, index, value.hex()) for level, index, value in frontier.append(leaf_of(current)))
             appended.append((position, current))
             prev = current
@@ -279,9 +279,7 @@ class Ledger:
             with pooled_cursor(self.engine) as cursor:
                 cursor.execute(self._sql["envelopes"], (after, upto, page))
                 rows = cursor.fetchall()
-            actors: dict[str, dict[str, Any]] = {}
-            for row in rows:
-                yield entry_view(row, actors)
+            yield from map(entry_view, rows)
             if len(rows) < page:
                 return
             after = rows[-1][0]
@@ -314,21 +312,18 @@ class Ledger:
                 cursor.execute(self._sql["chain"], (after, upto, VERIFY_PAGE))
                 rows = cursor.fetchall()
             for row in rows:
-                (position, prev_hash, stored, ingested_at, customer_id, source_hash, signature, actor, causation_id,
-                 correlation_id, data, event_id, occurred_at, source_position, source_prev, recorded_at,
-                 schema_version, service, stream_id, stream_version, event_type) = row
+                (position, prev_hash, stored, ingested_at, customer_id, service, source_position, source_prev,
+                 source_hash, signature, event_type, stream_id, recorded_at, text) = row
                 state = sources.get(service)
                 if state is None:
                     state = sources[service] = self._source_state(service, from_position)
                 if (position != expected or prev_hash != expected_prev or source_position != state[0] + 1
                         or source_prev != state[1]
-                        or sha256(hash_input(actor, causation_id, correlation_id, data, event_id, occurred_at,
-                                             source_position, source_prev, recorded_at, schema_version, service,
-                                             stream_id, stream_version, event_type).encode()).hexdigest()
-                        != source_hash
+                        or sha256(text.encode()).hexdigest() != source_hash
                         or sha256(f"carecrm audit ledger v1\n{position}\n{prev_hash}\n{ingested_at}\n"
-                                  f"{customer_id or ''}\n{service}\n{source_position}\n{source_hash}\n"
-                                  f"{signature}".encode()).hexdigest() != stored):
+                                  f"{customer_id or ''}\n{service}\n{source_position}\n{source_prev}\n"
+                                  f"{source_hash}\n{signature}\n{event_type}\n{stream_id}\n{recorded_at}"
+                                  .encode()).hexdigest() != stored):
                     pending = {name: entry[2] for name, entry in sources.items()}
                     return self._signatures_first(keys, pending) or self._first_problem(
                         row, expected, expected_prev, state, checked)
@@ -363,17 +358,18 @@ class Ledger:
     def _first_problem(self, row: tuple, expected: int, expected_prev: str, state: list,
                        checked: int) -> VerifyReport:
         """What is wrong with the first entry that failed a check, named in the order the checks matter."""
-        position, prev_hash, stored = row[0], row[1], row[2]
-        service, source_position, source_prev = row[17], row[13], row[14]
+        (position, prev_hash, stored, ingested_at, customer_id, service, source_position, source_prev,
+         source_hash, signature, event_type, stream_id, recorded_at, text) = row
         last_position, last_hash = state[0], state[1]
         if position != expected:
             return VerifyReport(False, checked, expected, f"missing: ledger position {expected} (the next is {position})")
-        if hashlib.sha256(hash_input(*row[7:]).encode()).hexdigest() != row[5]:
+        if hashlib.sha256(text.encode()).hexdigest() != source_hash:
             return VerifyReport(False, checked, position, f"edited: the {service} event at source position "
                                                           f"{source_position} does not match its hash", service)
-        if prev_hash != expected_prev or entry_hash(position, prev_hash, row[3], row[4], service, source_position,
-                                                    row[5], row[6]) != stored:
-            return self._out_of_place(row, checked)
+        if prev_hash != expected_prev or entry_hash(position, prev_hash, ingested_at, customer_id, service,
+                                                    source_position, source_prev, source_hash, signature,
+                                                    event_type, stream_id, recorded_at) != stored:
+            return self._out_of_place(position, prev_hash, service, checked)
         if source_position != last_position + 1:
             what = "reordered" if source_position <= last_position else "missing"
             return VerifyReport(False, checked, position, f"{what}: the {service} event at source position "
@@ -402,15 +398,14 @@ class Ledger:
                                                         f"not signed by {service}'s key", service)
         return None
 
-    def _out_of_place(self, row: tuple, checked: int) -> VerifyReport:
+    def _out_of_place(self, position: int, prev_hash: str, service: str, checked: int) -> VerifyReport:
         """An entry whose ledger chain breaks: moved from elsewhere (reordered) or changed (edited)."""
-        position, prev_hash = row[0], row[1]
         with self.engine.connect() as connection:
             follows = connection.execute(select(ledger.c.position).where(ledger.c.hash == prev_hash)).scalar()
         if follows is not None and follows != position - 1:
             return VerifyReport(False, checked, position, f"reordered: the entry at {position} belongs after "
-                                                          f"ledger position {follows}", row[17])
-        return VerifyReport(False, checked, position, "edited: the entry does not match its ledger hash", row[17])
+                                                          f"ledger position {follows}", service)
+        return VerifyReport(False, checked, position, "edited: the entry does not match its ledger hash", service)
 
     def _source_before(self, service: str, position: int) -> tuple[int, str] | None:
         with self.engine.connect() as connection:
@@ -439,33 +434,20 @@ class Ledger:
         return None
 
 
-_VIEW_KEYS = ("ledger_position", "event_id", "type", "schema_version", "service", "stream_id", "stream_version",
-              "position", "occurred_at", "recorded_at", "actor", "correlation_id", "causation_id", "data", "prev_hash",
-              "hash", "signature", "customer_id", "ingested_at", "ledger_prev_hash", "ledger_hash")
-
-
-def entry_view(row: Sequence[Any], actors: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def entry_view(row: Sequence[Any]) -> dict[str, Any]:
     """A ledger entry as replay, history and exports show it: the source envelope plus the ledger's fields.
 
-    ``actors`` caches parsed actors across a page (few actors act many
-    times); each entry still gets its own copy.
+    ``row`` holds the ``ENVELOPE_COLUMNS``; the envelope's text is parsed in one go.
     """
-    view = dict(zip(_VIEW_KEYS, row))
-    actor = view["actor"]
-    if actors is None:
-        view["actor"] = parse_json(actor)
-    else:
-        parsed = actors.get(actor)
-        if parsed is None:
-            parsed = actors[actor] = parse_json(actor)
-        view["actor"] = parsed.copy()
-    view["data"] = parse_json(view["data"])
+    position, text, source_hash, signature, customer_id, ingested_at, prev_hash, current = row
+    view = parse_json(text)
+    view.update(hash=source_hash, signature=signature, ledger_position=position, customer_id=customer_id,
+                ingested_at=ingested_at, ledger_prev_hash=prev_hash, ledger_hash=current)
     return view
 
 
 def entry_views(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
-    actors: dict[str, dict[str, Any]] = {}
-    return [entry_view(row, actors) for row in rows]
+    return [entry_view(row) for row in rows]
 
 
 ENVELOPE_COLUMNS = _ENVELOPE

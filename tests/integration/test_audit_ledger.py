@@ -61,7 +61,7 @@ def test_a_genuine_ledger_verifies_and_chains_every_source(audit):
 
 
 def test_the_database_refuses_to_change_the_ledger(audit):
-    for statement in ("UPDATE audit_ledger SET data = '{}' WHERE position = 1",
+    for statement in ("UPDATE audit_ledger SET envelope = '{}' WHERE position = 1",
                       "DELETE FROM audit_ledger WHERE position = 1",
                       "UPDATE audit_tree SET hash = 'x' WHERE level = 1"):
         with pytest.raises(DBAPIError):
@@ -73,8 +73,8 @@ def test_the_database_refuses_to_change_the_ledger(audit):
 def test_an_edited_event_is_named(audit):
     lift_guard(audit)
     with audit.owner.begin() as connection:
-        connection.execute(text("UPDATE audit_ledger SET data = :data WHERE position = 9"),
-                           {"data": '{"customer_id":"c-1","note":999,"tier":"partner"}'})
+        connection.execute(text("UPDATE audit_ledger SET envelope = replace(envelope, :genuine, :edited) "
+                                "WHERE position = 9"), {"genuine": '"tier":"partner"', "edited": '"tier":"general"'})
     report = audit.verify()
     assert (report.ok, report.first_bad_position) == (False, 9)
     assert report.reason.startswith("edited"), report.reason
