@@ -36,6 +36,7 @@ from services.audit import merkle
 from shared.canonical import GENESIS_HASH, canonical_json
 from shared.eventstore.engine import paramstyle, pooled_cursor
 from shared.eventstore.envelope import Envelope, actor_json, hash_input, parse_json, utc_now_iso
+from shared.eventstore.store import VerifyReport as StoreVerifyReport
 from shared.signing import ServiceKeys
 
 metadata = MetaData()
@@ -119,16 +120,13 @@ def envelope_text(envelope: Envelope) -> str:
 
 
 @dataclass(frozen=True)
-class VerifyReport:
-    ok: bool
-    checked: int
-    first_bad_position: int | None = None
-    reason: str | None = None
+class VerifyReport(StoreVerifyReport):
+    """The store's report, and the source service the first bad entry came from."""
+
     source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "checked": self.checked, "first_bad_position": self.first_bad_position,
-                "reason": self.reason, "source": self.source}
+        return {**super().to_dict(), "source": self.source}
 
 
 class Ledger:

@@ -133,7 +133,7 @@ class AuditService(LogEndpoints):
                                          signed["tree_size"])
         keys = self.log.provider.settings.signing.public_texts()
         bundle = make_bundle(entries, signed, self.log.store.signer,
-                             {service: keys[service] for service in {entry["service"] for entry in entries}},
+                             {service: keys.get(service, ()) for service in {entry["service"] for entry in entries}},
                              query["filters"], utc_now_iso(), self.principal.actor_id)
         self._record("export", query, len(entries))
         return bundle

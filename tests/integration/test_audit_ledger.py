@@ -70,44 +70,39 @@ def test_the_database_refuses_to_change_the_ledger(audit):
     assert audit.verify().ok
 
 
-def test_an_edited_event_is_named(audit):
-    lift_guard(audit)
-    with audit.owner.begin() as connection:
-        connection.execute(text("UPDATE audit_ledger SET envelope = replace(envelope, :genuine, :edited) "
-                                "WHERE position = 9"), {"genuine": '"tier":"partner"', "edited": '"tier":"general"'})
-    report = audit.verify()
-    assert (report.ok, report.first_bad_position) == (False, 9)
-    assert report.reason.startswith("edited"), report.reason
+def edit_one_event(audit, connection) -> None:
+    connection.execute(text("UPDATE audit_ledger SET envelope = replace(envelope, :genuine, :edited) "
+                            "WHERE position = 9"), {"genuine": '"tier":"partner"', "edited": '"tier":"general"'})
 
 
-def test_a_deleted_entry_is_named(audit):
-    lift_guard(audit)
-    with audit.owner.begin() as connection:
-        connection.execute(text("DELETE FROM audit_ledger WHERE position = 7"))
-    report = audit.verify()
-    assert (report.ok, report.first_bad_position) == (False, 7)
-    assert report.reason.startswith("missing"), report.reason
+def delete_one_entry(audit, connection) -> None:
+    connection.execute(text("DELETE FROM audit_ledger WHERE position = 7"))
 
 
-def test_two_swapped_entries_are_named(audit):
-    lift_guard(audit)
+def swap_two_entries(audit, connection) -> None:
     swapped = rows(audit, 5, 11)
-    with audit.owner.begin() as connection:
-        connection.execute(text("DELETE FROM audit_ledger WHERE position IN (5, 11)"))
-        for position, other in ((5, 11), (11, 5)):
-            connection.execute(ledger.insert(), {**swapped[other], "position": position})
-    report = audit.verify()
-    assert (report.ok, report.first_bad_position) == (False, 5)
-    assert report.reason.startswith("reordered"), report.reason
+    connection.execute(text("DELETE FROM audit_ledger WHERE position IN (5, 11)"))
+    for position, other in ((5, 11), (11, 5)):
+        connection.execute(ledger.insert(), {**swapped[other], "position": position})
 
 
-def test_a_tail_cut_off_is_named(audit):
+def cut_the_tail(audit, connection) -> None:
+    connection.execute(text("DELETE FROM audit_ledger WHERE position > 20"))
+
+
+@pytest.mark.parametrize("tamper, position, reason", [
+    (edit_one_event, 9, "edited"),
+    (delete_one_entry, 7, "missing"),
+    (swap_two_entries, 5, "reordered"),
+    (cut_the_tail, 21, "missing"),
+], ids=["edit", "delete", "swap", "truncate"])
+def test_verify_names_the_first_bad_position_of_a_tampered_ledger(audit, tamper, position, reason):
     lift_guard(audit)
     with audit.owner.begin() as connection:
-        connection.execute(text("DELETE FROM audit_ledger WHERE position > 20"))
+        tamper(audit, connection)
     report = audit.verify()
-    assert (report.ok, report.first_bad_position) == (False, 21)
-    assert report.reason.startswith("missing"), report.reason
+    assert (report.ok, report.first_bad_position) == (False, position)
+    assert report.reason.startswith(reason), report.reason
 
 
 def test_a_forged_or_unsigned_event_is_refused_and_never_recorded(audit):
