@@ -108,11 +108,13 @@ def test_every_services_events_reach_one_verifiable_ledger_with_signed_proofs(cr
     call(crm, "supervisor", "set_tier", customer_id, "partner", "大客户", service="customers")
     complaint = call(crm, "agent", "file", customer_id, **LEAK, service="complaints")["complaint_id"]
     call(crm, "supervisor", "assign", complaint, "agent-li", service="complaints")
+    call(crm, "agent", "get", customer_id, service="customers")  # a read in clear: recorded as PiiAccessed
     caught_up(crm)
 
     history = call(crm, "auditor", "customer_history", customer_id)["entries"]
     kinds = [(entry["service"], entry["type"]) for entry in history]
     assert ("customers", "CustomerRegistered") in kinds and ("customers", "CustomerTierChanged") in kinds
+    assert ("customers", "PiiAccessed") in kinds
     assert ("complaints", "ComplaintFiled") in kinds and ("complaints", "ComplaintAssigned") in kinds
     assert [entry["ledger_position"] for entry in history] == sorted(entry["ledger_position"] for entry in history)
     assert all(entry["data"].get("name", "enc:").startswith("enc:") for entry in history)  # PII stays sealed
