@@ -48,6 +48,7 @@ from shared.signing import EventCheck
 log = logging.getLogger(__name__)
 
 GAP_PAGE = 500
+CATCH_UP_BATCH = Consumer.catch_up_batch  # the default; a consumer may choose its own (``catch_up_batch``)
 FIRST_RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 30.0
 
