@@ -8,7 +8,6 @@ valid however many entries arrive meanwhile: nothing is missed or repeated.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from typing import Any, Callable, Mapping
 
 from sqlalchemy import func, select
@@ -18,7 +17,6 @@ from services.audit.ledger import ENVELOPE_COLUMNS, Ledger, entry_view, entry_vi
 from shared.consumers import as_envelope
 from shared.discovery import discovered_services
 
-log = logging.getLogger(__name__)
 _COLUMNS = [ledger.c[name] for name in ENVELOPE_COLUMNS]
 
 
