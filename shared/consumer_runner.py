@@ -48,7 +48,6 @@ from shared.signing import EventCheck
 log = logging.getLogger(__name__)
 
 GAP_PAGE = 500
-CATCH_UP_BATCH = 200
 BATCH_ATTEMPTS = 3  # tries of a batch that another replica keeps overtaking
 FIRST_RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 30.0
@@ -200,7 +199,7 @@ class ConsumerRunner:
         parks poison. A stall ends the catch-up: what follows waits for the retry.
         """
         outcomes: Counter[str] = Counter()
-        for batch in _batches(map(as_envelope, events), CATCH_UP_BATCH):
+        for batch in _batches(map(as_envelope, events), self.consumer.catch_up_batch):
             rest = self._apply_next_in_line(upstream, batch, outcomes)
             if rest is None:
                 break

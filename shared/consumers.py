@@ -16,6 +16,10 @@ A consumer says which events it takes by decorating a method per event
 type with ``@handles(upstream, event_type)``; its ``upstreams`` follow from
 those, and so do the broker subscriptions of the service that runs it.
 Events of other types still move its tracking, so positions stay contiguous.
+A consumer that takes every event of every service (the audit ledger) sets
+``every_service_but`` to its own service's name instead: its upstreams are
+then every other service ``shared.discovery`` finds, and ``apply`` gets
+every event.
 """
 
 from __future__ import annotations
@@ -49,6 +53,13 @@ def handles(upstream: str, *event_types: str) -> Callable[[Handler], Handler]:
     return mark
 
 
+def every_other_service(own: str) -> tuple[str, ...]:
+    """Every service ``shared.discovery`` finds (installed and extra), but ``own``, in name order."""
+    from shared.discovery import discovered_services  # discovery reads entry points: only when asked
+
+    return tuple(sorted(set(discovered_services()) - {own}))
+
+
 def as_envelope(value: Envelope | Mapping[str, Any]) -> Envelope:
     """An ``Envelope`` from one, or from its dict as it arrives over RPC (extra keys ignored).
 
@@ -71,6 +82,8 @@ class Consumer(abc.ABC):
 
     name: ClassVar[str]
     upstreams: ClassVar[tuple[str, ...]] = ()
+    every_service_but: ClassVar[str | None] = None  # set: follow every other discovered service, every type
+    catch_up_batch: ClassVar[int] = 200  # events per transaction, and per signature checked, when catching up
     rebuildable: ClassVar[bool]
     _handlers: ClassVar[dict[tuple[str, str], str]] = {}
 
@@ -84,7 +97,10 @@ class Consumer(abc.ABC):
             for event in getattr(value, "handled_events", ()):
                 handlers[event] = attribute
         cls._handlers = handlers
-        cls.upstreams = tuple(sorted({upstream for upstream, _type in handlers}))
+        if cls.every_service_but is not None:
+            cls.upstreams = every_other_service(cls.every_service_but)
+        else:
+            cls.upstreams = tuple(sorted({upstream for upstream, _type in handlers}))
 
     @classmethod
     def handled_events(cls) -> frozenset[tuple[str, str]]:
@@ -98,7 +114,7 @@ class Consumer(abc.ABC):
             getattr(self, method)(connection, envelope)
 
     def apply_batch(self, connection: Connection, envelopes: Sequence[Envelope]) -> None:
-        """Apply contiguous events in one transaction (a catch-up); a consumer may write them in bulk."""
+        """Apply a contiguous, checked batch of one upstream in one transaction; a consumer may do it in bulk."""
         for envelope in envelopes:
             self.apply(connection, envelope)
 

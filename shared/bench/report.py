@@ -45,6 +45,16 @@ FIGURES = (
     Figure("customer_to_complaints_ms_p99", "register → known to complaints, p99", "ms", 1),
     Figure("catch_up_after_consumer_restart_s", "complaints restarted → caught up on 1,000 events", "s", 2),
     Figure("catch_up_after_broker_restart_s", "broker back → both answer, complaints caught up", "s", 2),
+    Figure("audit_ingest_events_per_s", "audit ledger ingest, every event checked, SQLite", "events/s", 0, 10_000),
+    Figure("audit_replay_events_per_s", "audit ledger replay from the store, SQLite", "events/s", 0, 100_000),
+    Figure("audit_verify_events_per_s", "audit ledger verify (source and ledger chains), SQLite", "events/s", 0,
+           150_000),
+    Figure("audit_ledger_entries", "audit ledger size for replay, verify and proofs", "entries"),
+    Figure("audit_checkpoint_ms", "audit signed checkpoint", "ms", 2),
+    Figure("audit_inclusion_proof_ms", "audit inclusion proof", "ms", 2),
+    Figure("audit_consistency_proof_ms", "audit consistency proof", "ms", 2),
+    Figure("audit_rss_mb_at_tenth", "RSS with a tenth of the audit ledger built", "MB", 1),
+    Figure("audit_rss_mb_at_full", "RSS with the whole audit ledger built", "MB", 1),
 )
 
 
