@@ -45,3 +45,13 @@ class Clock(DependencyProvider):
 
     def now(self) -> datetime:
         return aware(self._read(), "the clock's time")
+
+
+def container_now(container) -> datetime:
+    """The time of ``container``'s ``Clock`` (the wall clock if it has none), for code outside a worker.
+
+    A reaction's effect runs on the consumer runner, not in a worker, but must
+    decide at the same time as the service's commands (a test's moved clock).
+    """
+    clocks = [dependency for dependency in container.dependencies if isinstance(dependency, Clock)]
+    return clocks[0].now() if clocks else wall_clock()

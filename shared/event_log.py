@@ -109,6 +109,8 @@ class EventLog(DependencyProvider):
         check = EventCheck(self.service_keys, own_service=service)
         self.runners = [ConsumerRunner(self.store.engine, consumer(self.keys), self.fetch_upstream, check=check)
                         for consumer in self.consumer_classes]
+        for runner in self.runners:
+            runner.consumer.bind(self)
         self.dead_letters = DeadLetters(self.store.engine)
         self.erasure_scrub = ScrubAfterErasures(self.store.engine, self.runners)
         self.relay = Relay(self.store, self.settings.amqp_uri,
@@ -200,11 +202,18 @@ class EventLog(DependencyProvider):
         With ``only_behind``, an upstream whose head was just asked for is
         pulled only by the consumers behind it (the sweep's way).
         """
+        failed: Exception | None = None
         for runner in self.runners:
-            for upstream in set(runner.consumer.upstreams) - {self.store.service}:
+            for upstream in sorted(set(runner.consumer.upstreams) - {self.store.service}):
                 head = self.upstream_heads.get(upstream)
                 if not only_behind or head is None or runner.position(upstream) < head[0]:
-                    self._pull(runner, upstream)
+                    try:
+                        self._pull(runner, upstream)
+                    except Exception as error:  # one producer away must not keep the others' events back
+                        log.warning("could not pull %s's events: %s", upstream, error)
+                        failed = failed or error
+        if failed is not None:
+            raise failed
 
     def _pull(self, runner: ConsumerRunner, upstream: str) -> None:
         while events := self.fetch_upstream(upstream, runner.position(upstream), UPSTREAM_PAGE):
@@ -215,18 +224,25 @@ class EventLog(DependencyProvider):
     def _sweep_upstreams(self) -> None:
         """Every few seconds: learn each upstream's head, and pull from those a consumer is behind."""
         while not self._stop.is_set():
-            try:
-                self.probe_upstream_heads()
-                self.pull_upstreams(only_behind=True)
-            except Exception as error:  # the producer may be down: try again at the next sweep
-                log.warning("could not reach an upstream: %s", error)
+            for step in (self.probe_upstream_heads, lambda: self.pull_upstreams(only_behind=True)):
+                try:
+                    step()
+                except Exception as error:  # the producer may be down: try again at the next sweep
+                    log.warning("could not reach an upstream: %s", error)
             self._stop.wait(UPSTREAM_SWEEP_SECONDS)
 
     def probe_upstream_heads(self) -> None:
         """Ask each upstream for its head, so lag counts events not delivered yet."""
+        failed: Exception | None = None
         for upstream in sorted(self.upstreams()):
-            answer = self.fetch_upstream.client.call(upstream, "log_head")
+            try:
+                answer = self.fetch_upstream.client.call(upstream, "log_head")
+            except Exception as error:  # one producer away must not hide the others' heads
+                failed = failed or error
+                continue
             self.upstream_heads[upstream] = (answer["position"], answer["recorded_at"])
+        if failed is not None:
+            raise failed
 
     def health(self) -> dict[str, Any]:
         own = self.store.service
