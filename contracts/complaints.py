@@ -203,6 +203,7 @@ class ComplaintFiled(_Event):
     summary = fields.String(required=True)
     description = fields.String(required=True)
     related_complaint_id = fields.String(required=True, allow_none=True)
+    callback_id = fields.String(load_default=None, allow_none=True)  # filed for an issue found during this callback
     first_reply_due = fields.String(required=True, allow_none=True)
     resolution_due = fields.String(required=True, allow_none=True)
 

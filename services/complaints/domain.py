@@ -90,6 +90,7 @@ class Complaint:
     urgency: str | None = None
     priority: str | None = None
     related_complaint_id: str | None = None
+    callback_id: str | None = None  # the callback whose issue this complaint was filed for
     assignee: str | None = None
     escalation_level: int = 0
     filed_at: str | None = None
@@ -173,7 +174,8 @@ def evolve(state: Complaint, event_type: str, data: dict[str, Any], version: int
     if event_type == "ComplaintFiled":
         return replace(state, customer_id=data["customer_id"], channel=data["channel"], category=data["category"],
                        urgency=data["urgency"], priority=data["priority"],
-                       related_complaint_id=data["related_complaint_id"], filed_at=at, clock_started_at=at)
+                       related_complaint_id=data["related_complaint_id"], callback_id=data.get("callback_id"),
+                       filed_at=at, clock_started_at=at)
     if event_type == "ComplaintClassified":
         return replace(state, category=data["category"], priority=data["priority"])
     if event_type == "ComplaintAssigned":
@@ -230,6 +232,7 @@ def decide_file(complaint_id: str, command: dict[str, Any], now: datetime, rules
                    channel=command["channel"], category=command["category"], urgency=command["urgency"],
                    priority=priority, summary=command["summary"], description=command["description"],
                    related_complaint_id=command.get("related_complaint_id"),
+                   **({"callback_id": command["callback_id"]} if command.get("callback_id") else {}),
                    first_reply_due=iso_or_none(due["first_reply_due"]),
                    resolution_due=iso_or_none(due["resolution_due"]))]
 
