@@ -59,6 +59,7 @@ class Rules:
     retry_delay: timedelta = timedelta(hours=1)
     max_attempts: int = 3
     return_to_pool_after: timedelta = timedelta(hours=2)
+    satisfaction_max_age: timedelta = timedelta(days=7)  # an older resolution gets no satisfaction call
 
     def window_for(self, timezone: str) -> WorkingCalendar:
         """The calling window on the customer's local working days and clock."""

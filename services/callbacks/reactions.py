@@ -74,9 +74,11 @@ class ScheduleSatisfactionCallback(_CallbackReaction):
             raise LookupError(f"customer {customer_id} is not known to the callbacks service yet")
         if not is_callable(known):
             return  # erased or no consent: no call, and nothing to record
+        now, rules = self.now(), self.rules()
+        if now - domain.parse(envelope.occurred_at) > rules.satisfaction_max_age:
+            return  # an old resolution (a first start on an existing complaints log): too late to ask
         command = {"customer_id": customer_id, "kind": "satisfaction", "due_at": envelope.occurred_at,
                    "priority": "high", "assignee": None, "command_id": reaction_command_id(self.name, envelope)}
-        now, rules = self.now(), self.rules()
         self.commands("schedule", envelope).create(
             satisfaction_callback_id(envelope.event_id), command,
             lambda state: domain.decide_schedule(state.callback_id, command, known, now, rules,

@@ -7,6 +7,7 @@ Config (nameko config key ``CALLBACKS``; all optional)::
       retry_delay_minutes: 60          # busy / no_answer / voicemail: tried again after this
       max_attempts: 3                  # the last unanswered attempt fails the callback
       return_to_pool_after_minutes: 120  # an assigned callback this overdue goes back to the team pool
+      satisfaction_max_age_days: 7     # a complaint resolved longer ago than this gets no satisfaction call
       timer_seconds: 60                # how often the sweep runs (pool returns, periodic callbacks)
 
 The window's ``timezone`` is the zone of a customer the service knows no
@@ -44,6 +45,7 @@ class CallbacksConfigSchema(Schema):
     retry_delay_minutes = fields.Float(load_default=60.0, validate=validate.Range(min=0))
     max_attempts = fields.Integer(load_default=3, strict=True, validate=validate.Range(min=1, max=20))
     return_to_pool_after_minutes = fields.Float(load_default=120.0, validate=validate.Range(min=0))
+    satisfaction_max_age_days = fields.Float(load_default=7.0, validate=validate.Range(min=0))
     timer_seconds = fields.Float(validate=validate.Range(min=0.05))
 
 
@@ -54,7 +56,8 @@ def load_rules(config: Mapping[str, Any] | None) -> domain.Rules:
     return domain.Rules(window=calendar_from_hours(window),
                         retry_delay=timedelta(minutes=settings["retry_delay_minutes"]),
                         max_attempts=settings["max_attempts"],
-                        return_to_pool_after=timedelta(minutes=settings["return_to_pool_after_minutes"]))
+                        return_to_pool_after=timedelta(minutes=settings["return_to_pool_after_minutes"]),
+                        satisfaction_max_age=timedelta(days=settings["satisfaction_max_age_days"]))
 
 
 class CallbackRules(DependencyProvider):
