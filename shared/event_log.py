@@ -196,13 +196,15 @@ class EventLog(DependencyProvider):
             if upstream in runner.consumer.upstreams:
                 runner.refuse(upstream, event_id, reason)
 
-    def pull_upstreams(self, only_behind: bool = False) -> None:
+    def pull_upstreams(self, only_behind: bool = False) -> dict[str, str]:
         """Ask each producer for what we have not seen yet (events published while we were away).
 
         With ``only_behind``, an upstream whose head was just asked for is
-        pulled only by the consumers behind it (the sweep's way).
+        pulled only by the consumers behind it (the sweep's way). A producer
+        that cannot be reached is logged and skipped, so it holds back no
+        other's events; the answer names each one and why.
         """
-        failed: Exception | None = None
+        unreachable: dict[str, str] = {}
         for runner in self.runners:
             for upstream in sorted(set(runner.consumer.upstreams) - {self.store.service}):
                 head = self.upstream_heads.get(upstream)
@@ -211,9 +213,8 @@ class EventLog(DependencyProvider):
                         self._pull(runner, upstream)
                     except Exception as error:  # one producer away must not keep the others' events back
                         log.warning("could not pull %s's events: %s", upstream, error)
-                        failed = failed or error
-        if failed is not None:
-            raise failed
+                        unreachable[upstream] = describe(error)
+        return unreachable
 
     def _pull(self, runner: ConsumerRunner, upstream: str) -> None:
         while events := self.fetch_upstream(upstream, runner.position(upstream), UPSTREAM_PAGE):
@@ -224,25 +225,25 @@ class EventLog(DependencyProvider):
     def _sweep_upstreams(self) -> None:
         """Every few seconds: learn each upstream's head, and pull from those a consumer is behind."""
         while not self._stop.is_set():
-            for step in (self.probe_upstream_heads, lambda: self.pull_upstreams(only_behind=True)):
-                try:
-                    step()
-                except Exception as error:  # the producer may be down: try again at the next sweep
-                    log.warning("could not reach an upstream: %s", error)
+            try:
+                self.probe_upstream_heads()
+                self.pull_upstreams(only_behind=True)
+            except Exception as error:  # e.g. our own database: try again at the next sweep
+                log.warning("the upstream sweep failed: %s", describe(error))
             self._stop.wait(UPSTREAM_SWEEP_SECONDS)
 
-    def probe_upstream_heads(self) -> None:
-        """Ask each upstream for its head, so lag counts events not delivered yet."""
-        failed: Exception | None = None
+    def probe_upstream_heads(self) -> dict[str, str]:
+        """Ask each upstream for its head, so lag counts events not delivered yet; answers those not reached."""
+        unreachable: dict[str, str] = {}
         for upstream in sorted(self.upstreams()):
             try:
                 answer = self.fetch_upstream.client.call(upstream, "log_head")
             except Exception as error:  # one producer away must not hide the others' heads
-                failed = failed or error
+                log.warning("could not ask %s for its head: %s", upstream, error)
+                unreachable[upstream] = describe(error)
                 continue
             self.upstream_heads[upstream] = (answer["position"], answer["recorded_at"])
-        if failed is not None:
-            raise failed
+        return unreachable
 
     def health(self) -> dict[str, Any]:
         own = self.store.service

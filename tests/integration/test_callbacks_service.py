@@ -146,7 +146,7 @@ def deliver_again(container, amqp_uri, envelope) -> None:
 # -- the round trip: complaint → satisfaction callback → issue → complaint ---------------------
 
 def test_a_resolved_complaint_brings_a_callback_whose_issue_becomes_exactly_one_linked_complaint(crm, amqp_uri):
-    config, complaints, _callbacks = crm
+    config, complaints, callbacks = crm
     customer_id = known(config, register(config))
     complaint_id = call(config, "agent", "file", customer_id, service="complaints", **LEAK)["complaint_id"]
     call(config, "agent", "resolve", complaint_id, "换了密封圈", service="complaints")
@@ -171,8 +171,14 @@ def test_a_resolved_complaint_brings_a_callback_whose_issue_becomes_exactly_one_
     assert linked[0]["description"] == ISSUE and linked[0]["category"] == "after_sales"
     assert ISSUE not in str(raised["data"])  # sealed in the callbacks' log
 
-    # delivered twice, the reaction's effect run again (a crash before its tracking), projections rebuilt: still one
+    # delivered twice, the reaction's effect run again (a crash before its tracking), projections rebuilt, a forged
+    # copy published to the callbacks' exchange: still one complaint
     deliver_again(complaints, amqp_uri, raised)
+    forged = {**raised, "event_id": str(uuid.uuid4()), "signature": None,
+              "data": {**raised["data"], "issue": "forged", "category": "billing"}}
+    deliver_again(complaints, amqp_uri, forged)
+    refused = call(config, "admin", "health", service="complaints")["reactions"]["complaints.callback-issues"]
+    assert refused["refused"]["callbacks"]["last_event_id"] == forged["event_id"]
     reaction = next(runner.consumer for runner in event_log(complaints).runners
                     if isinstance(runner.consumer, FileComplaintForCallbackIssue))
     reaction.act(as_envelope(raised))
@@ -182,6 +188,15 @@ def test_a_resolved_complaint_brings_a_callback_whose_issue_becomes_exactly_one_
     filed = [e for e in call(config, "admin", "events_since", 0, 5000, service="complaints")
              if e["type"] == "ComplaintFiled" and e["data"].get("callback_id") == callback_id]
     assert len(filed) == 1
+
+    resolved = next(e for e in call(config, "admin", "events_since", 0, 5000, service="complaints")
+                    if e["type"] == "ComplaintResolved" and e["data"]["complaint_id"] == complaint_id)
+    satisfaction = next(runner.consumer for runner in event_log(callbacks).runners
+                        if runner.consumer.name == "callbacks.satisfaction")
+    satisfaction.act(as_envelope(resolved))  # the scheduling effect repeated: the first answer, no second callback
+    assert len([item for item in queue(config) if item["complaint_id"] == complaint_id]) == 0  # completed above
+    assert len([e for e in callbacks_events(config) if e["type"] == "CallbackScheduled"
+                and e["data"]["complaint_id"] == complaint_id]) == 1
 
     call(config, "agent", "resolve", linked[0]["complaint_id"], "换新机", service="complaints")
     links = wait_for(lambda: [link for link in call(config, "supervisor", "get", callback_id)["linked_complaints"]
@@ -250,6 +265,10 @@ def test_bad_inputs_are_refused_naming_the_field(quick):
         role = "supervisor" if method == "kpis" else "agent"
         error = remote_error(config, role, method, *args, **kwargs)
         assert error.exc_type == "ValidationError" and field in error.value, (method, kwargs, error.value)
+    first = schedule(config, customer_id, command_id="agent-wang-42")
+    assert schedule(config, customer_id, command_id="agent-wang-42") == first  # a retry: the first answer
+    assert remote_error(config, "agent", "schedule", customer_id, "periodic",
+                        command_id="agent-wang-42").exc_type == "Conflict"  # the id reused for another payload
     attempt(config, callback_id, "wrong_number")
     error = remote_error(config, "agent", "record_attempt", callback_id, "reached", script_followed=True)
     assert error.exc_type == "Conflict" and "failed" in error.value
