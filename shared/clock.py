@@ -47,6 +47,18 @@ class Clock(DependencyProvider):
         return aware(self._read(), "the clock's time")
 
 
+def iso(moment: datetime) -> str:
+    """UTC text with microseconds and ``Z``, the log's own format (sorts as text)."""
+    if moment.tzinfo is None:
+        raise ValueError(f"time must be timezone-aware, got {moment!r}")
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse(text: str | None) -> datetime | None:
+    """A time of the log's text (``iso``) back as an aware ``datetime``; ``None`` stays ``None``."""
+    return None if text is None else datetime.fromisoformat(text)
+
+
 def container_now(container) -> datetime:
     """The time of ``container``'s ``Clock`` (the wall clock if it has none), for code outside a worker.
 

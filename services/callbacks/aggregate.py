@@ -55,26 +55,16 @@ CALLBACK = AggregateKind(
 )
 
 
-def _rules_version(rules: dict[str, Any]) -> int:
-    return rules.get("_version", 0)
-
-
-def _fold_rules(_stream: str, envelopes) -> dict[str, Any]:
-    envelopes = list(envelopes)
-    return {**domain.fold_rules(envelopes), "_version": len(envelopes)}
-
-
-def _rules_answer(rules: dict[str, Any], appended: Appended | None) -> dict[str, Any]:
-    current = {tier: rule for tier, rule in rules.items() if tier != "_version"}
+def _rules_answer(rules: domain.PeriodicRules, appended: Appended | None) -> dict[str, Any]:
+    current = dict(rules.by_tier)
     if appended is not None:
         current.update(domain.fold_rules(appended.envelopes))
-    return {"periodic_rules": current, "version": appended.version if appended else rules.get("_version", 0)}
+    return {"periodic_rules": current, "version": appended.version if appended else rules.version}
 
 
 PERIODIC_RULES = AggregateKind(
     name="periodic-rules",
     stream_of=lambda _id: domain.RULES_STREAM,
-    fold=_fold_rules,
+    fold=lambda _id, envelopes: domain.PeriodicRules.fold(envelopes),
     answer=_rules_answer,
-    version_of=_rules_version,
 )

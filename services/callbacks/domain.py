@@ -24,7 +24,7 @@ from datetime import datetime, time, timedelta
 from typing import Any, Iterable, Sequence
 
 from contracts.callbacks import FINAL_OUTCOMES, PRIORITIES, RETRIED_OUTCOMES
-from services.complaints.domain import iso, parse
+from shared.clock import iso, parse
 from shared.errors import Conflict, NotFound
 from shared.eventstore.envelope import Envelope, NewEvent
 from shared.working_calendar import WorkingCalendar
@@ -347,6 +347,19 @@ def decide_periodic_rule(current: dict[str, dict[str, Any]], command: dict[str, 
                                          "priority": command["priority"],
                                          "previous_every_days": previous["every_days"] if previous else None},
                      occurred_at=iso(now))]
+
+
+@dataclass(frozen=True)
+class PeriodicRules:
+    """The rules of every tier (``fold_rules``) and the version of their stream."""
+
+    version: int = 0
+    by_tier: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def fold(cls, envelopes: Iterable[Envelope]) -> "PeriodicRules":
+        envelopes = list(envelopes)
+        return cls(envelopes[-1].stream_version if envelopes else 0, fold_rules(envelopes))
 
 
 def fold_rules(envelopes: Iterable[Envelope]) -> dict[str, dict[str, Any]]:

@@ -117,10 +117,10 @@ class CallbacksService(LogEndpoints):
         """定期回访: call customers of ``tier`` every ``every_days`` days (0 stops it); the sweep schedules them."""
         command = load_call(contract.SetPeriodicRule(), args, kwargs)
         now = self.clock.now()
-        return self.periodic_rules.change(domain.RULES_STREAM, command, lambda rules: domain.decide_periodic_rule(
-            {tier: rule for tier, rule in rules.items() if tier != "_version"}, command, now)) \
-            if self._rules_exist() else self.periodic_rules.create(domain.RULES_STREAM, command, lambda rules: (
-                domain.decide_periodic_rule({}, command, now)))
+        first = self.log.store.stream_version(domain.RULES_STREAM) == 0
+        run = self.periodic_rules.create if first else self.periodic_rules.change
+        return run(domain.RULES_STREAM, command,
+                   lambda rules: domain.decide_periodic_rule(rules.by_tier, command, now))
 
     # -- reads -------------------------------------------------------------------
 
@@ -204,9 +204,6 @@ class CallbacksService(LogEndpoints):
             known = customer(engine, customer_id)
         domain.require_callable(customer_id, known)
         return known
-
-    def _rules_exist(self) -> bool:
-        return self.log.store.stream_version(domain.RULES_STREAM) > 0
 
     def _record_read(self, state: domain.Callback, shown: list[str], method: str) -> None:
         if shown:

@@ -15,10 +15,11 @@ escalations, the confirmation reminder and the automatic close.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from services.complaints import sla
+from shared.clock import iso, parse  # noqa: F401 - the log's time text, used here and by importers
 from shared.errors import Conflict, NotFound
 from shared.eventstore.envelope import Envelope, NewEvent
 from shared.working_calendar import WorkingCalendar
@@ -48,19 +49,8 @@ def access_stream_of(complaint_id: str) -> str:
 
 # -- time ---------------------------------------------------------------------------
 
-def iso(moment: datetime) -> str:
-    """UTC text with microseconds and ``Z``, the log's own format (sorts as text)."""
-    if moment.tzinfo is None:
-        raise ValueError(f"time must be timezone-aware, got {moment!r}")
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def iso_or_none(moment: datetime | None) -> str | None:
     return None if moment is None else iso(moment)
-
-
-def parse(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
 
 
 # -- rules -----------------------------------------------------------------------------
