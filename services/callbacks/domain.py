@@ -134,24 +134,25 @@ def status_after(status: str, event_type: str) -> str:
 
 
 def evolve(state: Callback, event_type: str, data: dict[str, Any], version: int, at: str) -> Callback:
-    state = replace(state, version=version, status=status_after(state.status, event_type))
+    """Apply one event (one ``replace``: a callback's stream is folded on every command)."""
+    changes: dict[str, Any] = {"version": version, "status": status_after(state.status, event_type)}
     if event_type == "CallbackScheduled":
-        return replace(state, customer_id=data["customer_id"], kind=data["kind"], timezone=data["timezone"],
+        changes.update(customer_id=data["customer_id"], kind=data["kind"], timezone=data["timezone"],
                        due_at=data["due_at"], priority=data["priority"], assignee=data["assignee"],
                        max_attempts=data["max_attempts"], origin=data["origin"],
                        complaint_id=data["complaint_id"], scheduled_at=at)
-    if event_type == "CallbackAttempted":
-        return replace(state, attempts=data["attempt"], outcome=data["outcome"],
-                       satisfaction=data["satisfaction"], script_followed=data["script_followed"])
-    if event_type == "CallbackRescheduled":
-        return replace(state, due_at=data["due_at"])
-    if event_type == "CallbackReturnedToPool":
-        return replace(state, assignee=None)
-    if event_type in ("CallbackCompleted", "CallbackFailed", "CallbackCancelled"):
-        return replace(state, closed_at=at, close_reason=data.get("reason"))
-    if event_type == "CallbackIssueRaised":
-        return replace(state, issues=state.issues + (data["category"],))
-    return state
+    elif event_type == "CallbackAttempted":
+        changes.update(attempts=data["attempt"], outcome=data["outcome"], satisfaction=data["satisfaction"],
+                       script_followed=data["script_followed"])
+    elif event_type == "CallbackRescheduled":
+        changes["due_at"] = data["due_at"]
+    elif event_type == "CallbackReturnedToPool":
+        changes["assignee"] = None
+    elif event_type in ("CallbackCompleted", "CallbackFailed", "CallbackCancelled"):
+        changes.update(closed_at=at, close_reason=data.get("reason"))
+    elif event_type == "CallbackIssueRaised":
+        changes["issues"] = state.issues + (data["category"],)
+    return replace(state, **changes)
 
 
 def fold(callback_id: str, envelopes: Iterable[Envelope]) -> Callback:

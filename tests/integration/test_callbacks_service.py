@@ -202,6 +202,8 @@ def test_a_resolved_complaint_brings_a_callback_whose_issue_becomes_exactly_one_
     links = wait_for(lambda: [link for link in call(config, "supervisor", "get", callback_id)["linked_complaints"]
                               if link["status"] == "resolved"], what="the resolved link on the callback")
     assert links[0]["complaint_id"] == linked[0]["complaint_id"] and links[0]["resolved_at"]
+    assert all(report["equal"] for report in call(config, "admin", "rebuild_projections"))
+    assert call(config, "auditor", "verify_log", every_signature=True)["ok"]
 
 
 def test_erasure_leaves_notes_unreadable_and_cancels_what_is_pending(crm):
