@@ -182,6 +182,11 @@ def decide_schedule(callback_id: str, command: dict[str, Any], customer: dict[st
                    complaint_id=complaint_id, sample=sample)]
 
 
+def too_late_to_ask(resolved_at: str, now: datetime, rules: Rules) -> bool:
+    """Whether a resolution is too old for a satisfaction call (a first start beside an old complaints log)."""
+    return now - parse(resolved_at) > rules.satisfaction_max_age
+
+
 def require_callable(customer_id: str, customer: dict[str, Any] | None) -> None:
     """Refuse a customer the service does not know, who was erased, or who withdrew the callbacks consent."""
     if customer is None:

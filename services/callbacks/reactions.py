@@ -75,7 +75,7 @@ class ScheduleSatisfactionCallback(_CallbackReaction):
         if not is_callable(known):
             return  # erased or no consent: no call, and nothing to record
         now, rules = self.now(), self.rules()
-        if now - domain.parse(envelope.occurred_at) > rules.satisfaction_max_age:
+        if domain.too_late_to_ask(envelope.occurred_at, now, rules):
             return  # an old resolution (a first start on an existing complaints log): too late to ask
         command = {"customer_id": customer_id, "kind": "satisfaction", "due_at": envelope.occurred_at,
                    "priority": "high", "assignee": None, "command_id": reaction_command_id(self.name, envelope)}

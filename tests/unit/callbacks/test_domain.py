@@ -148,6 +148,13 @@ def test_an_attempt_on_a_closed_callback_and_a_stale_version_are_conflicts():
         attempt(domain.Callback("nope"), "busy", at(SHANGHAI, 2025, 11, 4, 11))
 
 
+def test_a_resolution_older_than_the_set_age_gets_no_satisfaction_call():
+    resolved = domain.iso(at(SHANGHAI, 2025, 11, 4, 10))
+    assert not domain.too_late_to_ask(resolved, at(SHANGHAI, 2025, 11, 11, 10), RULES)  # 7 days: still asked
+    assert domain.too_late_to_ask(resolved, at(SHANGHAI, 2025, 11, 11, 10, 1), RULES)
+    assert domain.too_late_to_ask(resolved, at(SHANGHAI, 2025, 11, 5, 10), load_rules({"satisfaction_max_age_days": 0.5}))
+
+
 def test_customers_who_may_not_be_called_are_refused():
     for customer, message in [(None, "no customer"), ({**CUSTOMER, "status": "erased"}, "erased"),
                               ({**CUSTOMER, "callbacks_consent": False}, "consent")]:
