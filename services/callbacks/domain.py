@@ -263,6 +263,11 @@ def sample_score(kind: str, customer_id: str) -> str:
     return hashlib.sha256(f"carecrm-callback-sample:{kind}:{customer_id}".encode()).hexdigest()
 
 
+def sample_size(population: int, rate: float) -> int:
+    """How many of ``population`` make at least ``rate`` of it (``ceil``, without float dust: 0.15 × 20 is 3)."""
+    return math.ceil(round(rate * population, 9))
+
+
 def pick(kind: str, customer_ids: Sequence[str], rate: float, callable_: set[str] | frozenset[str],
          ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Pick at least ``rate`` of ``customer_ids`` (rounded up), the same ones for the same input.
@@ -275,7 +280,7 @@ def pick(kind: str, customer_ids: Sequence[str], rate: float, callable_: set[str
     entry saying why.
     """
     population = len(customer_ids)
-    required = math.ceil(round(rate * population, 9))
+    required = sample_size(population, rate)
     ranked = sorted(customer_ids, key=lambda customer_id: sample_score(kind, customer_id))
     picked, skipped = [], []
     for rank, customer_id in enumerate(ranked, start=1):

@@ -74,24 +74,14 @@ class CallbacksService(LogEndpoints):
     def sample(self, *args, **kwargs):
         """战败回访: schedule callbacks for at least ``rate`` of ``customer_ids``, the same ones for the same input."""
         command = load_call(contract.Sample(), args, kwargs)
-        ids, kind = command["customer_ids"], command["kind"]
+        ids = command["customer_ids"]
         known = customers(self.log.store.engine, ids)
-        picked, skipped = domain.pick(kind, ids, command["rate"], {cid for cid, row in known.items()
-                                                                   if is_callable(row)})
-        batch = command["command_id"] or canonical_json({"kind": kind, "ids": sorted(ids), "rate": command["rate"]})
-        now, rules = self.clock.now(), self.config.rules
+        picked, skipped = domain.pick(command["kind"], ids, command["rate"],
+                                      {customer_id for customer_id, row in known.items() if is_callable(row)})
         for entry in picked:
-            one = {"customer_id": entry["customer_id"], "kind": kind, "due_at": None,
-                   "priority": command["priority"], "assignee": None,
-                   "command_id": derived_command_id("sample", batch, entry["customer_id"])}
-            why = {name: entry[name] for name in ("rank", "score", "population", "rate", "required", "reason")}
-            row = known[entry["customer_id"]]
-            answer = self.callbacks.create(str(uuid.uuid5(_SAMPLED_CALLBACKS, one["command_id"])), one,
-                                           lambda state: domain.decide_schedule(state.callback_id, one, row, now,
-                                                                                rules, origin="sample", sample=why))
-            entry.update(callback_id=answer["callback_id"], due_at=answer["due_at"])
-        return {"kind": kind, "population": len(ids), "rate": command["rate"],
-                "required": picked[0]["required"] if picked else None, "picked": picked, "skipped": skipped,
+            entry.update(self._schedule_picked(command, entry, known[entry["customer_id"]]))
+        return {"kind": command["kind"], "population": len(ids), "rate": command["rate"],
+                "required": domain.sample_size(len(ids), command["rate"]), "picked": picked, "skipped": skipped,
                 "share_pct": round(100.0 * len(picked) / len(ids), 1)}
 
     @rpc
@@ -204,6 +194,23 @@ class CallbacksService(LogEndpoints):
             known = customer(engine, customer_id)
         domain.require_callable(customer_id, known)
         return known
+
+    def _schedule_picked(self, command: dict, entry: dict, customer_row: dict) -> dict:
+        """One sampled customer's callback; named by the whole input, so a repeated sample schedules nothing new.
+
+        The caller's ``command_id`` is left out on purpose: clients send a
+        fresh one with every call, and a repeat must still find the first pick.
+        """
+        batch = canonical_json({name: sorted(command["customer_ids"]) if name == "customer_ids" else command[name]
+                                for name in ("kind", "customer_ids", "rate", "priority")})
+        one = {"customer_id": entry["customer_id"], "kind": command["kind"], "due_at": None,
+               "priority": command["priority"], "assignee": None,
+               "command_id": derived_command_id("sample", batch, entry["customer_id"])}
+        why = {name: entry[name] for name in ("rank", "score", "population", "rate", "required", "reason")}
+        now, rules = self.clock.now(), self.config.rules
+        answer = self.callbacks.create(str(uuid.uuid5(_SAMPLED_CALLBACKS, one["command_id"])), one, lambda state: (
+            domain.decide_schedule(state.callback_id, one, customer_row, now, rules, origin="sample", sample=why)))
+        return {"callback_id": answer["callback_id"], "due_at": answer["due_at"]}
 
     def _record_read(self, state: domain.Callback, shown: list[str], method: str) -> None:
         if shown:

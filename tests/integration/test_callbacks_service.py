@@ -336,10 +336,12 @@ def test_sampling_the_queue_and_the_sweep(quick):
            for n in range(7)]
     picked = call(config, "supervisor", "sample", customer_ids=ids, rate=0.15)
     assert len(picked["picked"]) == 2 and picked["share_pct"] >= 15.0  # ceil(1.05) = 2
-    again = call(config, "supervisor", "sample", customer_ids=list(reversed(ids)), rate=0.15)
+    again = call(config, "supervisor", "sample", customer_ids=list(reversed(ids)), rate=0.15,
+                 command_id=str(uuid.uuid4()))  # as the CLI sends: a fresh id, the same pick, nothing new
     assert [entry["callback_id"] for entry in again["picked"]] == [entry["callback_id"] for entry in picked["picked"]]
     sampled = call(config, "supervisor", "get", picked["picked"][0]["callback_id"])
     assert sampled["origin"] == "sample" and "rank 1 of 7" in sampled["sample"]["reason"]
+    assert len(queue(config)) == 2
 
     # a due time at night moves to the next opening and says so; the queue is ordered by due time, then priority
     night = datetime.now(timezone(timedelta(hours=8))).replace(hour=23, minute=0, second=0, microsecond=0)
