@@ -71,8 +71,11 @@ def schedule_periodic(callbacks, rule_store, worker_log, rules: domain.Rules, no
             command_id = derived_command_id("periodic", tier, str(rule["every_days"]), str(period), row["customer_id"])
             command = {"customer_id": row["customer_id"], "kind": "periodic", "due_at": None,
                        "priority": rule["priority"], "assignee": None, "command_id": command_id}
-            callbacks.create(str(uuid.uuid5(_PERIODIC_CALLBACKS, command_id)), command,
-                                      lambda state: domain.decide_schedule(state.callback_id, command, row, now,
-                                                                           rules, origin="periodic"))
+            try:
+                callbacks.create(str(uuid.uuid5(_PERIODIC_CALLBACKS, command_id)), command,
+                                 lambda state: domain.decide_schedule(state.callback_id, command, row, now,
+                                                                      rules, origin="periodic"))
+            except Conflict:  # the timer made it, and this is run_sweep (or the other way round): it exists
+                pass
             ensured += 1
     return ensured

@@ -84,6 +84,15 @@ def quick(sqlite_config):
         yield sqlite_config, callbacks
 
 
+@pytest.fixture
+def ticking(sqlite_config):
+    """The three services on SQLite, the callbacks sweep timer ticking beside the tests' own sweeps."""
+    sqlite_config["CALLBACKS"] = {"timer_seconds": 0.3}
+    with running(CustomersService, sqlite_config), running(ComplaintsService, sqlite_config), \
+            running(CallbacksService, sqlite_config) as callbacks:
+        yield sqlite_config, callbacks
+
+
 # -- helpers ---------------------------------------------------------------------------
 
 def call(config, role, method, *args, service="callbacks", actor="tester", **kwargs):
@@ -330,8 +339,8 @@ def test_kpis_match_a_hand_computed_case(quick):
     assert call(config, "supervisor", "kpis", "2020-01-01", "2020-01-02")["success_rate_pct"] is None
 
 
-def test_sampling_the_queue_and_the_sweep(quick):
-    config, _callbacks = quick
+def test_sampling_the_queue_and_the_sweep(ticking):
+    config, _callbacks = ticking
     ids = [known(config, register(config, phone=f"1390000{n:04d}", email=f"c{n}@example.com", tier="general"))
            for n in range(7)]
     picked = call(config, "supervisor", "sample", customer_ids=ids, rate=0.15)
@@ -356,10 +365,13 @@ def test_sampling_the_queue_and_the_sweep(quick):
     assert moved["callback_id"] not in [item["callback_id"] for item in queue(config, role="agent", actor="agent-wu")
                                         if item["assignee"] is not None]
 
-    # overdue by more than two hours: back to the pool; a periodic rule schedules one callback per period
-    later = (datetime.fromisoformat(moved["due_at"]) + timedelta(hours=3)).isoformat()
+    # a periodic rule: the timer schedules one callback per period, and the admin's sweep finds it made
     call(config, "supervisor", "set_periodic_rule", "partner", 30)
     partner = known(config, register(config, phone="13700000001", email="p@example.com"))
+    wait_for(lambda: [item for item in queue(config, kind="periodic") if item["customer_id"] == partner],
+             what="the timer's periodic callback")
+    # overdue by more than two hours (the admin's sweep at a later time): back to the pool
+    later = (datetime.fromisoformat(moved["due_at"]) + timedelta(hours=3)).isoformat()
     swept = call(config, "admin", "run_sweep", now=later)
     assert swept["returned_to_pool"] == 1 and swept["periodic_ensured"] == 1
     assert call(config, "admin", "run_sweep", now=later)["returned_to_pool"] == 0
