@@ -112,6 +112,9 @@ class Consumer(abc.ABC):
                 handlers[event] = attribute
             for event in getattr(value, "acted_events", ()):
                 effects[event] = attribute
+        if effects and getattr(cls, "rebuildable", False):
+            raise TypeError(f"{cls.__name__} is a projection: a rebuild replays it, so it may have no effects "
+                            "(@acts_on); make the effect a Reaction")
         cls._handlers, cls._effects = handlers, effects
         cls.upstreams = tuple(sorted({upstream for upstream, _type in (*handlers, *effects)}))
 

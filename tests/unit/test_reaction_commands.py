@@ -14,7 +14,7 @@ from shared.auth import Principal
 from shared.command_fingerprints import fingerprint_key
 from shared.commands import ReactionCommands, reaction_command_id
 from shared.consumer_runner import ConsumerRunner
-from shared.consumers import Reaction, acts_on
+from shared.consumers import Projection, Reaction, acts_on
 from shared.crypto import KeyRing
 from shared.event_log import WorkerLog
 from shared.eventstore.envelope import CommandContext, NewEvent
@@ -94,3 +94,13 @@ def test_an_effect_repeated_after_a_crash_answers_its_first_result_and_appends_n
     assert service.runner.handle("customers", event) == "applied"
     assert total(service.own) == 1 and service.reaction.runs == 4
     assert service.runner.handle("customers", event) == "duplicate"
+
+
+def test_a_projection_may_not_have_effects():
+    with pytest.raises(TypeError, match="is a projection"):
+        class Sends(Projection):
+            name = "test.sends"
+
+            @acts_on("customers", "CustomerRegistered")
+            def send(self, envelope) -> None:
+                pass
