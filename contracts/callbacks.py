@@ -19,7 +19,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from contracts.complaints import CATEGORIES, DayOrInstant, Instant
 from contracts.customers import PiiAccessed, TIERS
-from contracts.fields import Text, command_id, identifier
+from contracts.fields import Text, command_id, expected_version, identifier, one_of
 
 KINDS = ("satisfaction", "maintenance_reminder", "lost_customer", "lost_deal", "periodic")
 OUTCOMES = ("reached", "no_answer", "busy", "wrong_number", "refused", "voicemail")
@@ -50,14 +50,6 @@ def linked_complaint_id(issue_event_id: str) -> str:
     return str(uuid.uuid5(_LINKED_COMPLAINTS, issue_event_id))
 
 
-def _one_of(choices, **kwargs) -> fields.String:
-    return fields.String(validate=validate.OneOf(choices), **kwargs)
-
-
-def expected_version() -> fields.Integer:
-    return fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1))
-
-
 def _agent(**kwargs) -> Text:
     return Text(100, **kwargs)
 
@@ -66,18 +58,18 @@ def _agent(**kwargs) -> Text:
 
 class Schedule(Schema):
     customer_id = identifier(required=True)
-    kind = _one_of(KINDS, required=True)
+    kind = one_of(KINDS, required=True)
     due_at = Instant(load_default=None, allow_none=True)  # default: now (moved into the calling window)
-    priority = _one_of(PRIORITIES, load_default="normal")
+    priority = one_of(PRIORITIES, load_default="normal")
     assignee = _agent(load_default=None, allow_none=True)  # none: the team pool
     command_id = command_id()
 
 
 class Sample(Schema):
-    kind = _one_of(KINDS, load_default="lost_deal")
+    kind = one_of(KINDS, load_default="lost_deal")
     customer_ids = fields.List(identifier(), required=True, validate=validate.Length(min=1, max=2000))
     rate = fields.Float(load_default=0.15, validate=validate.Range(min=0, max=1, min_inclusive=False))
-    priority = _one_of(PRIORITIES, load_default="normal")
+    priority = one_of(PRIORITIES, load_default="normal")
     command_id = command_id()
 
     @validates_schema
@@ -89,13 +81,13 @@ class Sample(Schema):
 
 class RecordAttempt(Schema):
     callback_id = identifier(required=True)
-    outcome = _one_of(OUTCOMES, required=True)
+    outcome = one_of(OUTCOMES, required=True)
     satisfaction = fields.Integer(load_default=None, allow_none=True, strict=True,
                                   validate=validate.Range(min=1, max=5))
     script_followed = fields.Boolean(load_default=None, allow_none=True, truthy={True}, falsy={False})
     notes = Text(NOTES_MAX, multiline=True, load_default=None, allow_none=True)
     issue = Text(ISSUE_MAX, multiline=True, load_default=None, allow_none=True)
-    issue_category = _one_of(CATEGORIES, load_default="other")
+    issue_category = one_of(CATEGORIES, load_default="other")
     expected_version = expected_version()
     command_id = command_id()
 
@@ -116,7 +108,7 @@ class RecordAttempt(Schema):
 
 class Cancel(Schema):
     callback_id = identifier(required=True)
-    reason = _one_of(CANCEL_REASONS, required=True)
+    reason = one_of(CANCEL_REASONS, required=True)
     expected_version = expected_version()
     command_id = command_id()
 
@@ -129,7 +121,7 @@ class ListDue(Schema):
     before = Instant(load_default=None, allow_none=True)  # default: now
     assignee = _agent(load_default=None, allow_none=True)
     include_pool = fields.Boolean(load_default=True, truthy={True}, falsy={False})
-    kind = _one_of(KINDS, load_default=None, allow_none=True)
+    kind = one_of(KINDS, load_default=None, allow_none=True)
     limit = fields.Integer(load_default=100, strict=True, validate=validate.Range(min=1, max=500))
 
 
@@ -145,9 +137,9 @@ class Kpis(Schema):
 
 
 class SetPeriodicRule(Schema):
-    tier = _one_of(TIERS, required=True)
+    tier = one_of(TIERS, required=True)
     every_days = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=366))  # 0: none
-    priority = _one_of(PRIORITIES, load_default="normal")
+    priority = one_of(PRIORITIES, load_default="normal")
     command_id = command_id()
 
 
@@ -168,27 +160,27 @@ class _Event(Schema):
 
 class CallbackScheduled(_Event):
     customer_id = fields.String(required=True)
-    kind = _one_of(KINDS, required=True)
+    kind = one_of(KINDS, required=True)
     due_at = fields.String(required=True)
     requested_at = fields.String(required=True, allow_none=True)  # the due time asked for, if it was moved
     moved = fields.String(required=True, allow_none=True)         # why it was moved, if it was
     timezone = fields.String(required=True)
-    priority = _one_of(PRIORITIES, required=True)
+    priority = one_of(PRIORITIES, required=True)
     assignee = fields.String(required=True, allow_none=True)
     max_attempts = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
-    origin = _one_of(ORIGINS, required=True)
+    origin = one_of(ORIGINS, required=True)
     complaint_id = fields.String(required=True, allow_none=True)  # the resolved complaint of a satisfaction call
     sample = fields.Dict(required=True, allow_none=True)          # rank, population, rate, score: why picked
 
 
 class CallbackAttempted(_Event):
     attempt = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
-    outcome = _one_of(OUTCOMES, required=True)
+    outcome = one_of(OUTCOMES, required=True)
     satisfaction = fields.Integer(required=True, allow_none=True, strict=True, validate=validate.Range(min=1, max=5))
     script_followed = fields.Boolean(required=True, allow_none=True)
     notes = fields.String(required=True, allow_none=True)
     agent = fields.String(required=True)
-    kind = _one_of(KINDS, required=True)
+    kind = one_of(KINDS, required=True)
 
 
 class CallbackRescheduled(_Event):
@@ -211,24 +203,24 @@ class CallbackCompleted(_Event):
 
 class CallbackFailed(_Event):
     attempts = fields.Integer(required=True, strict=True)
-    reason = _one_of(FAIL_REASONS, required=True)
+    reason = one_of(FAIL_REASONS, required=True)
 
 
 class CallbackCancelled(_Event):
-    reason = _one_of(CANCEL_REASONS, required=True)
+    reason = one_of(CANCEL_REASONS, required=True)
 
 
 class CallbackIssueRaised(_Event):
     customer_id = fields.String(required=True)
     issue = fields.String(required=True)
-    category = _one_of(CATEGORIES, required=True)
+    category = one_of(CATEGORIES, required=True)
     attempt = fields.Integer(required=True, strict=True)
 
 
 class PeriodicRuleSet(Schema):
-    tier = _one_of(TIERS, required=True)
+    tier = one_of(TIERS, required=True)
     every_days = fields.Integer(required=True, strict=True)
-    priority = _one_of(PRIORITIES, required=True)
+    priority = one_of(PRIORITIES, required=True)
     previous_every_days = fields.Integer(required=True, allow_none=True, strict=True)
 
 
