@@ -143,6 +143,10 @@ class SetPeriodicRule(Schema):
     command_id = command_id()
 
 
+class PeriodicRules(Schema):
+    pass
+
+
 class RunSweep(Schema):
     now = Instant(load_default=None, allow_none=True)
 
@@ -246,5 +250,5 @@ EVENT_SCHEMAS: dict[str, type[Schema]] = {
 RPC_SCHEMAS: dict[str, type[Schema]] = {
     "schedule": Schedule, "sample": Sample, "record_attempt": RecordAttempt, "cancel": Cancel,
     "get": GetCallback, "list_due": ListDue, "kpis": Kpis, "set_periodic_rule": SetPeriodicRule,
-    "run_sweep": RunSweep, "issue_text": IssueText,
+    "periodic_rules": PeriodicRules, "run_sweep": RunSweep, "issue_text": IssueText,
 }

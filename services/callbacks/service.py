@@ -55,7 +55,7 @@ class CallbacksService(LogEndpoints):
     log = EventLog(consumers=[KnownCustomers, CallbackList, ScheduleSatisfactionCallback, CancelWhenNotCallable,
                               DestroyDataKeyOnErasure], migrations=MIGRATIONS)
     callbacks = Repository(CALLBACK)
-    periodic_rules = Repository(PERIODIC_RULES)
+    rule_book = Repository(PERIODIC_RULES)
 
     # -- commands --------------------------------------------------------------
 
@@ -108,7 +108,7 @@ class CallbacksService(LogEndpoints):
         command = load_call(contract.SetPeriodicRule(), args, kwargs)
         now = self.clock.now()
         first = self.log.store.stream_version(domain.RULES_STREAM) == 0
-        run = self.periodic_rules.create if first else self.periodic_rules.change
+        run = self.rule_book.create if first else self.rule_book.change
         return run(domain.RULES_STREAM, command,
                    lambda rules: domain.decide_periodic_rule(rules.by_tier, command, now))
 
@@ -139,6 +139,13 @@ class CallbacksService(LogEndpoints):
         before = query["before"] or domain.iso(self.clock.now())
         return views.list_due(self.log.store.engine, before, assignee, query["include_pool"], query["limit"],
                               query["kind"])
+
+    @rpc
+    @allow(*READERS)
+    def periodic_rules(self, *args, **kwargs):
+        """The periodic rule of each tier that has one: ``{tier: {every_days, priority, set_at}}``."""
+        load_call(contract.PeriodicRules(), args, kwargs)
+        return domain.fold_rules(self.log.store.read_stream(domain.RULES_STREAM))
 
     @rpc
     @allow("supervisor", "admin", "auditor")

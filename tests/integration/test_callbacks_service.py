@@ -367,6 +367,7 @@ def test_sampling_the_queue_and_the_sweep(ticking):
 
     # a periodic rule: the timer schedules one callback per period, and the admin's sweep finds it made
     call(config, "supervisor", "set_periodic_rule", "partner", 30)
+    assert call(config, "agent", "periodic_rules")["partner"]["every_days"] == 30
     partner = known(config, register(config, phone="13700000001", email="p@example.com"))
     wait_for(lambda: [item for item in queue(config, kind="periodic") if item["customer_id"] == partner],
              what="the timer's periodic callback")
