@@ -46,3 +46,17 @@ def test_schedule_sample_and_kpis_refuse_what_they_cannot_use():
 def test_the_linked_complaint_id_derives_from_the_event_alone():
     assert contract.linked_complaint_id("e-1") == contract.linked_complaint_id("e-1")
     assert contract.linked_complaint_id("e-1") != contract.linked_complaint_id("e-2")
+
+
+def test_every_rpc_method_declares_its_roles_and_has_a_schema():
+    from services.callbacks.service import CallbacksService
+
+    methods = {name for name in dir(CallbacksService)
+               if hasattr(getattr(CallbacksService, name), "nameko_entrypoints") and name != "on_upstream_event"}
+    own = methods - {"events_since", "log_head", "health", "verify_log", "rebuild_projections", "dead_letters",
+                     "retry_dead_letter", "sweep_tick"}
+    assert own == set(contract.RPC_SCHEMAS)
+    for name in methods - {"sweep_tick"}:
+        assert getattr(getattr(CallbacksService, name), "allowed_roles", None), f"{name} declares no roles"
+    assert getattr(CallbacksService.kpis, "allowed_roles") == ("supervisor", "admin", "auditor")
+    assert getattr(CallbacksService.record_attempt, "allowed_roles") == ("agent", "supervisor", "admin")
