@@ -272,6 +272,8 @@ class ConsumerRunner:
                 later.prev_hash != earlier.hash for earlier, later in itertools.pairwise(batch)):
             return False
         try:
+            for envelope in batch:
+                self.consumer.act(envelope)
             with write_transaction(self.engine) as connection, connection.begin():
                 moved = connection.execute(self._move_tracking(upstream, batch[0], batch[-1]))
                 if moved.rowcount != 1:
@@ -342,7 +344,16 @@ class ConsumerRunner:
         return self._stall(upstream, envelope, error, attempts)
 
     def _apply_tracked(self, upstream: str, envelope: Envelope) -> str:
-        """Advance tracking and apply in one transaction: both happen or neither."""
+        """Advance tracking and apply in one transaction: both happen or neither.
+
+        A reaction's effect (``Consumer.act``) runs first, outside the
+        transaction; it is idempotent, so a retry or a crash before the
+        tracking commits only repeats what is already done.
+        """
+        try:
+            self.consumer.act(envelope)
+        except Exception as error:
+            raise _ApplyFailed() from error
         with write_transaction(self.engine) as connection, connection.begin():
             if not self._advance(connection, upstream, envelope):
                 return "duplicate"

@@ -43,6 +43,11 @@ FIGURES = (
     Figure("complaint_file_to_visible_ms_p99", "file → visible in list(), p99", "ms", 1),
     Figure("customer_to_complaints_ms_p50", "register → known to complaints, p50", "ms", 1),
     Figure("customer_to_complaints_ms_p99", "register → known to complaints, p99", "ms", 1),
+    Figure("callback_attempts_per_s", "callback attempts recorded (record_attempt) RPC", "calls/s"),
+    Figure("callback_attempts_vs_noop", "callback attempts / no-op (same part)", "×", 2, 0.5),
+    Figure("complaint_resolved_to_callback_due_ms_p50", "resolve → satisfaction callback in list_due(), p50", "ms", 1),
+    Figure("complaint_resolved_to_callback_due_ms_p99", "resolve → satisfaction callback in list_due(), p99 "
+                                                        "(target < 100)", "ms", 1),
     Figure("catch_up_after_consumer_restart_s", "complaints restarted → caught up on 1,000 events", "s", 2),
     Figure("catch_up_after_broker_restart_s", "broker back → both answer, complaints caught up", "s", 2),
     Figure("audit_ingest_events_per_s", "audit ledger ingest, every event checked, SQLite", "events/s", 0, 10_000),
