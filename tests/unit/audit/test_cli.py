@@ -7,7 +7,6 @@ import json
 import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.pool import StaticPool
-from typer.testing import CliRunner
 
 from services.audit import cli
 from services.audit.checkpoint import TreeHead, sign
@@ -21,6 +20,7 @@ from shared.eventstore.envelope import CommandContext, NewEvent
 from shared.eventstore.store import EventStore
 from shared.eventstore.tables import projection_tracking
 from shared.signing import EventSigner
+from tests.unit.cli_calls import answered_calls, run_app
 
 
 def entry(position: int) -> dict:
@@ -29,25 +29,22 @@ def entry(position: int) -> dict:
             "customer_id": "c1"}
 
 
+def ledger_page(_method, kwargs):
+    """A page of a 2,500-entry ledger, as ``replay`` answers."""
+    cursor, limit = kwargs.get("cursor", 0), kwargs.get("limit", 50)
+    entries = [entry(position) for position in range(cursor + 1, min(cursor + limit, 2500) + 1)]
+    return {"entries": entries, "next_cursor": entries[-1]["ledger_position"] if entries else cursor,
+            "head": 2500, "more": len(entries) == limit}
+
+
 @pytest.fixture
 def calls(monkeypatch):
-    made = []
-
-    def fake(service, method, **kwargs):
-        made.append((service, method, kwargs))
-        cursor, limit = kwargs.get("cursor", 0), kwargs.get("limit", 50)
-        entries = [entry(position) for position in range(cursor + 1, min(cursor + limit, 2500) + 1)]
-        return {"entries": entries, "next_cursor": entries[-1]["ledger_position"] if entries else cursor,
-                "head": 2500, "more": len(entries) == limit}
-
-    monkeypatch.setattr(cli, "rpc_call", fake)
-    rpc.configure()
-    yield made
-    rpc.configure()
+    with answered_calls(monkeypatch, cli, ledger_page) as made:
+        yield made
 
 
 def run(*args):
-    return CliRunner(env={"COLUMNS": "200"}).invoke(cli.app, list(args))
+    return run_app(cli.app, *args)
 
 
 def test_replay_jsonl_streams_every_page_up_to_the_head_once(calls):
@@ -94,17 +91,17 @@ def bundle_file(tmp_path):
 
 def test_verify_export_checks_a_bundle_offline_and_names_the_first_bad_entry(bundle_file):
     path, key = bundle_file
-    good = CliRunner().invoke(cli.app, ["verify-export", str(path), "--pubkey", str(key)])
+    good = run("verify-export", str(path), "--pubkey", str(key))
     assert good.exit_code == 0, good.output
     bundle = json.loads(path.read_text())
     bundle["entries"][1]["data"]["tier"] = "partner"
     path.write_text(json.dumps(bundle))
-    bad = CliRunner().invoke(cli.app, ["verify-export", str(path), "--pubkey", key.read_text()])
+    bad = run("verify-export", str(path), "--pubkey", key.read_text())
     assert bad.exit_code == 1
     assert "edited" in bad.stdout and "first_bad_entry" in bad.stdout
     rpc.configure(json_output=True)
     try:
-        as_json = json.loads(CliRunner().invoke(cli.app, ["verify-export", str(path), "--pubkey", str(key)]).stdout)
+        as_json = json.loads(run("verify-export", str(path), "--pubkey", str(key)).stdout)
     finally:
         rpc.configure()
     assert (as_json["first_bad_entry"], as_json["ledger_position"]) == (1, 2)
@@ -114,6 +111,6 @@ def test_verify_export_refuses_a_file_that_is_no_bundle_naming_the_field(tmp_pat
     _path, key = bundle_file
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"format": "carecrm-audit-export/1", "entries": []}))
-    result = CliRunner().invoke(cli.app, ["verify-export", str(other), "--pubkey", str(key)])
+    result = run("verify-export", str(other), "--pubkey", str(key))
     assert result.exit_code == 2
     assert "manifest" in result.stderr and "checkpoint" in result.stderr

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from typer.testing import CliRunner
 
 from services.callbacks import cli
-from shared.cli import rpc
+from tests.unit.cli_calls import answered_calls, run_app
 
 GROUP = {"attempts": 2, "callbacks_attempted": 2, "callbacks_reached": 1, "success_rate_pct": 50.0,
          "meets_success_target": False, "reached_calls": 1, "script_followed": 1, "compliance_pct": 100.0,
@@ -25,20 +24,13 @@ ANSWERS = {
 
 @pytest.fixture
 def calls(monkeypatch):
-    made = []
-
-    def fake(service, method, **kwargs):
-        made.append((service, method, kwargs))
-        return ANSWERS.get(method, {"callback_id": "cb-1", "version": 2, "status": "scheduled"})
-
-    monkeypatch.setattr(cli, "rpc_call", fake)
-    rpc.configure()
-    yield made
-    rpc.configure()
+    default = {"callback_id": "cb-1", "version": 2, "status": "scheduled"}
+    with answered_calls(monkeypatch, cli, lambda method, _kwargs: ANSWERS.get(method, default)) as made:
+        yield made
 
 
 def run(*args):
-    return CliRunner(env={"COLUMNS": "200"}).invoke(cli.app, list(args))
+    return run_app(cli.app, *args)
 
 
 def test_schedule_and_record_send_their_options_by_keyword(calls):

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from services.complaints import cli
-from shared.cli import rpc
+from tests.unit.cli_calls import answered_calls, run_app
 
 VIEW = {"complaint_id": "c1", "version": 3, "customer_id": "cust-1", "status": "assigned", "escalation_level": 1,
         "priority": "high", "category": "after_sales", "urgency": "high", "channel": "phone", "assignee": "agent-li",
@@ -24,7 +23,6 @@ VIEW = {"complaint_id": "c1", "version": 3, "customer_id": "cust-1", "status": "
 
 @pytest.fixture
 def calls(monkeypatch):
-    made = []
     answers = {"get": VIEW,
                "list": {"items": [{"complaint_id": "c1", "status": "open", "summary": "洗衣机漏水", "breached": True}],
                         "page": 1, "page_size": 50, "total": 1},
@@ -33,19 +31,13 @@ def calls(monkeypatch):
                          "resolution_hours": {"count": 0, "median": None, "p90": None}, "sla_compliance_pct": None,
                          "resolution_rate_pct": None, "reopen_rate_pct": None,
                          "satisfaction": {"average_score": None, "scored": 0, "satisfied_pct": None}}}
-
-    def fake(service, method, **kwargs):
-        made.append((service, method, kwargs))
-        return answers.get(method, {"complaint_id": "c1", "version": 2, "status": "closed"})
-
-    monkeypatch.setattr(cli, "rpc_call", fake)
-    rpc.configure()
-    yield made
-    rpc.configure()
+    default = {"complaint_id": "c1", "version": 2, "status": "closed"}
+    with answered_calls(monkeypatch, cli, lambda method, _kwargs: answers.get(method, default)) as made:
+        yield made
 
 
 def run(*args):
-    return CliRunner(env={"COLUMNS": "200"}).invoke(cli.app, list(args))
+    return run_app(cli.app, *args)
 
 
 def test_file_sends_every_option_by_keyword(calls):
