@@ -7,6 +7,7 @@ import json
 import pytest
 
 from services.complaints import cli
+from shared.cli import rpc
 from tests.unit.cli_calls import answered_calls, run_app
 
 VIEW = {"complaint_id": "c1", "version": 3, "customer_id": "cust-1", "status": "assigned", "escalation_level": 1,
