@@ -113,8 +113,8 @@ class FileSink:
         for attempts in range(1, self.retry.attempts + 1):
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                with open(self.path, "a", encoding="utf-8") as sink:
-                    sink.write(lines)
+                with open(self.path, "a+", encoding="utf-8") as sink:
+                    sink.write(self._line_start(sink) + lines)
                     sink.flush()
                     os.fsync(sink.fileno())
                 return {m.message_key: Outcome(True, attempts) for m in messages}
@@ -123,6 +123,16 @@ class FileSink:
                 if attempts < self.retry.attempts:
                     self.retry.sleep(self.retry.backoff_seconds * 2 ** (attempts - 1))
         return {m.message_key: Outcome(False, attempts, reason) for m in messages}
+
+    @staticmethod
+    def _line_start(sink) -> str:
+        """A line break first if a crash cut the last line short, so the next line stays whole."""
+        end = sink.seek(0, os.SEEK_END)
+        if end == 0:
+            return ""
+        with open(sink.name, "rb") as raw:
+            raw.seek(end - 1)
+            return "" if raw.read(1) == b"\n" else "\n"
 
     def delivered(self, keys: Iterable[str]) -> set[str]:
         wanted = set(keys)

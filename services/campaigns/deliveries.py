@@ -81,14 +81,15 @@ def claim(engine: Engine, run_id: str, rows: Sequence[dict[str, Any]], at: str) 
                                              care_messages.c.run_id == run_id)).scalars())
 
 
-def already_claimed(engine: Engine, keys: Iterable[str], run_id: str | None = None) -> dict[str, str]:
-    """Of ``keys``, those claimed already, with the run that holds each."""
+def already_claimed(engine: Engine, keys: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """Of ``keys``, those claimed already, with the run that holds each and its status."""
     keys = list(keys)
     if not keys:
         return {}
     with engine.connect() as connection:
-        return dict(connection.execute(select(care_messages.c.message_key, care_messages.c.run_id)
-                                       .where(care_messages.c.message_key.in_(keys))).all())
+        return {key: (run_id, status) for key, run_id, status in connection.execute(
+            select(care_messages.c.message_key, care_messages.c.run_id, care_messages.c.status)
+            .where(care_messages.c.message_key.in_(keys)))}
 
 
 def settle(engine: Engine, outcomes: dict[str, str], at: str) -> None:

@@ -194,7 +194,8 @@ class CampaignRunner(DependencyProvider):
             lease.release()
 
     def _lease(self, run_id: str) -> Lease:
-        return Lease(self.store.engine, f"campaign-run:{run_id}", owner_id(self) + f":{run_id}")
+        """The run's lease, under an owner name of its own: two executions here never share one."""
+        return Lease(self.store.engine, f"campaign-run:{run_id}", f"{owner_id(self)}:{new_id()}")
 
     def _context_of(self, run_id: str) -> CommandContext:
         """A resumed run appends as the one who started it, under the start's correlation id."""

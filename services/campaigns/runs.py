@@ -156,9 +156,7 @@ def plan(engine: Engine, occasion: Occasion, batch: Sequence[domain.Recipient], 
         else:
             remaining.append(recipient)
     claimed = deliveries.already_claimed(engine, [occasion.key(r.customer_id) for r in remaining])
-    own = set()
-    if run_id is not None:
-        own = {key for key, holder in claimed.items() if holder == run_id}
+    own = {key for key, (holder, status) in claimed.items() if holder == run_id and status == "queued"}
     window = occasion.definition["send_window"]
     cap = occasion.settings["frequency_cap"]
     recent = deliveries.recent_counts(engine, [r.customer_id for r in remaining], occasion.on_date, cap["days"])

@@ -11,6 +11,7 @@ or to a real HTTP server, and the tests read them there.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import uuid
 from datetime import datetime, timezone
@@ -29,8 +30,8 @@ from tests.support import private_vhost, rpc_as, running, service_config, wait_f
 
 SPRING_FESTIVAL_2027 = "2027-02-06"
 TEN_IN_SHANGHAI = datetime(2027, 2, 6, 2, 0, tzinfo=timezone.utc)
-BIRTHDAY_DAY = "2027-03-07"  # a lunar 1990-01-30 and a gregorian 03-07 birthday both fall here
-BIRTHDAY_MOMENT = datetime(2027, 3, 7, 3, 0, tzinfo=timezone.utc)
+BIRTHDAY_DAY = "2027-02-25"  # a lunar 1990-01-20 and a gregorian 02-25 birthday both fall here
+BIRTHDAY_MOMENT = datetime(2027, 2, 25, 3, 0, tzinfo=timezone.utc)
 PINNED = {"now": TEN_IN_SHANGHAI}
 
 GREETING = [{"tier": "*", "locale": "*", "body": "{{ name }}，{{ holiday }}快乐！"},
@@ -208,17 +209,17 @@ def test_the_frequency_cap_holds_across_campaigns(config):
 
 def test_a_birthday_campaign_greets_gregorian_and_lunar_birthdays_on_their_day(crm):
     PINNED["now"] = BIRTHDAY_MOMENT
-    gregorian = register(crm, "张伟", birthday="1985-03-07")
-    lunar = register(crm, "李娜", birthday="1990-01-30", birthday_calendar="lunar")
-    register(crm, "王芳", birthday="1985-03-08")
-    register(crm, "刘洋", birthday="1985-03-07", consents=())
+    gregorian = register(crm, "张伟", birthday="1985-02-25")
+    lunar = register(crm, "李娜", birthday="1990-01-20", birthday_calendar="lunar")
+    register(crm, "王芳", birthday="1985-02-26")
+    register(crm, "刘洋", birthday="1985-02-25", consents=())
     knows_all_customers(crm)
     campaign_id = call(crm, "operator", "create", name="生日问候", kind="birthday",
                        templates=[{"body": "{{ name }}，生日快乐！({{ date }})"}])["campaign_id"]
     run = finished(crm, call(crm, "operator", "trigger", campaign_id, BIRTHDAY_DAY)["run_id"])
     assert run["sent"] == 2
     assert sorted(line["customer_id"] for line in sink(crm)) == sorted([gregorian, lunar])
-    assert {line["occurrence"] for line in sink(crm)} == {"birthday:2027-03-07"}
+    assert {line["occurrence"] for line in sink(crm)} == {"birthday:2027-02-25"}
     assert finished(crm, call(crm, "operator", "trigger", campaign_id, BIRTHDAY_DAY)["run_id"])["sent"] == 0
 
 
@@ -285,6 +286,12 @@ def test_a_run_killed_part_way_is_resumed_and_sends_nothing_twice(config, webhoo
 
 # -- channels ---------------------------------------------------------------------------------------
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 class Mailbox:
     def __init__(self):
         self.messages = []
@@ -296,10 +303,10 @@ class Mailbox:
 
 def test_smtp_and_webhook_channels_deliver_and_a_dead_webhook_fails_with_a_reason(config, webhook):
     mailbox = Mailbox()
-    smtp = Controller(mailbox, hostname="127.0.0.1", port=0)
+    port = free_port()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=port)
     smtp.start()
     try:
-        port = smtp.server.sockets[0].getsockname()[1]
         config["CAMPAIGNS"].update(smtp={"host": "127.0.0.1", "port": port, "sender": "care@example.com"},
                                    webhook={"url": webhook}, frequency_cap={"messages": 5, "days": 7})
         with running(CustomersService, config), running(PinnedCampaigns, config):
