@@ -53,13 +53,8 @@ def amqp_uri():
         yield uri
 
 
-@pytest.fixture
-def config(tmp_path, database_url, request, amqp_uri):
-    if database_url.startswith("sqlite"):
-        campaigns_url = f"sqlite:///{tmp_path / 'campaigns.db'}"
-    else:
-        campaigns_url = request.getfixturevalue("postgres_url_factory")()
-    settings = service_config(tmp_path, amqp_uri, customers=database_url, campaigns=campaigns_url)
+def campaigns_config(tmp_path, amqp_uri, customers_url, campaigns_url) -> dict:
+    settings = service_config(tmp_path, amqp_uri, customers=customers_url, campaigns=campaigns_url)
     settings["CAMPAIGNS"] = {"birthday_timer_seconds": 3600, "retry": {"attempts": 2, "backoff_seconds": 0.01},
                              "batch_size": 50}
     PINNED["now"] = TEN_IN_SHANGHAI
@@ -67,9 +62,32 @@ def config(tmp_path, database_url, request, amqp_uri):
 
 
 @pytest.fixture
+def config(tmp_path, database_url, request, amqp_uri):
+    """Both services on SQLite, or both on PostgreSQL (one database each)."""
+    if database_url.startswith("sqlite"):
+        campaigns_url = f"sqlite:///{tmp_path / 'campaigns.db'}"
+    else:
+        campaigns_url = request.getfixturevalue("postgres_url_factory")()
+    return campaigns_config(tmp_path, amqp_uri, database_url, campaigns_url)
+
+
+@pytest.fixture
+def sqlite_config(tmp_path, amqp_uri):
+    """For what the storage backend does not change (channels, input checks): SQLite only."""
+    return campaigns_config(tmp_path, amqp_uri, f"sqlite:///{tmp_path / 'customers.db'}",
+                            f"sqlite:///{tmp_path / 'campaigns.db'}")
+
+
+@pytest.fixture
 def crm(config):
     with running(CustomersService, config), running(PinnedCampaigns, config):
         yield config
+
+
+@pytest.fixture
+def sqlite_crm(sqlite_config):
+    with running(CustomersService, sqlite_config), running(PinnedCampaigns, sqlite_config):
+        yield sqlite_config
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -160,15 +178,15 @@ def test_a_spring_festival_campaign_greets_once_and_honours_consent_and_erasure(
         crm, "CareMessageQueued", "CareMessageSent"))  # no personal data in the log
 
 
-def test_outside_the_window_nothing_is_sent_until_the_window_opens(crm):
-    customer = register(crm, "张伟", timezone="America/New_York")  # 21:00 the evening before, there
-    knows_all_customers(crm)
-    campaign_id = create(crm)
-    early = finished(crm, call(crm, "operator", "trigger", campaign_id, SPRING_FESTIVAL_2027)["run_id"])
+def test_outside_the_window_nothing_is_sent_until_the_window_opens(sqlite_crm):
+    customer = register(sqlite_sqlite_crm, "张伟", timezone="America/New_York")  # 21:00 the evening before, there
+    knows_all_customers(sqlite_crm)
+    campaign_id = create(sqlite_crm)
+    early = finished(sqlite_sqlite_crm, call(sqlite_sqlite_crm, "operator", "trigger", campaign_id, SPRING_FESTIVAL_2027)["run_id"])
     assert early["sent"] == 0 and early["skipped"] == {"outside_window": 1}
     PINNED["now"] = datetime(2027, 2, 6, 15, 0, tzinfo=timezone.utc)  # 10:00 in New York
-    later = finished(crm, call(crm, "operator", "trigger", campaign_id, SPRING_FESTIVAL_2027)["run_id"])
-    assert later["sent"] == 1 and [line["customer_id"] for line in sink(crm)] == [customer]
+    later = finished(sqlite_sqlite_crm, call(sqlite_sqlite_crm, "operator", "trigger", campaign_id, SPRING_FESTIVAL_2027)["run_id"])
+    assert later["sent"] == 1 and [line["customer_id"] for line in sink(sqlite_crm)] == [customer]
 
 
 def test_triggers_at_the_same_moment_send_each_message_once(crm):
@@ -193,16 +211,16 @@ def test_triggers_at_the_same_moment_send_each_message_once(crm):
     assert len(campaign_events(crm, "CareMessageSent")) == 120
 
 
-def test_the_frequency_cap_holds_across_campaigns(config):
-    config["CAMPAIGNS"]["frequency_cap"] = {"messages": 1, "days": 7}
-    with running(CustomersService, config), running(PinnedCampaigns, config):
-        customer = register(config, "张伟")
-        knows_all_customers(config)
-        first, second = create(config), create(config, name="另一个春节祝福")
-        assert finished(config, call(config, "operator", "trigger", first, SPRING_FESTIVAL_2027)["run_id"])["sent"] == 1
-        capped = finished(config, call(config, "operator", "trigger", second, SPRING_FESTIVAL_2027)["run_id"])
+def test_the_frequency_cap_holds_across_campaigns(sqlite_config):
+    sqlite_config["CAMPAIGNS"]["frequency_cap"] = {"messages": 1, "days": 7}
+    with running(CustomersService, sqlite_config), running(PinnedCampaigns, sqlite_config):
+        customer = register(sqlite_config, "张伟")
+        knows_all_customers(sqlite_config)
+        first, second = create(sqlite_config), create(sqlite_config, name="另一个春节祝福")
+        assert finished(sqlite_config, call(sqlite_config, "operator", "trigger", first, SPRING_FESTIVAL_2027)["run_id"])["sent"] == 1
+        capped = finished(sqlite_config, call(sqlite_config, "operator", "trigger", second, SPRING_FESTIVAL_2027)["run_id"])
         assert capped["sent"] == 0 and capped["skipped"] == {"frequency_cap": 1}
-        assert [line["customer_id"] for line in sink(config)] == [customer]
+        assert [line["customer_id"] for line in sink(sqlite_config)] == [customer]
 
 
 # -- birthdays ------------------------------------------------------------------------------------
@@ -252,9 +270,18 @@ def webhook():
     server.shutdown()
 
 
-@pytest.mark.parametrize("channel", ["file", "webhook"])
-def test_a_run_killed_part_way_is_resumed_and_sends_nothing_twice(config, webhook, channel):
-    config["CAMPAIGNS"].update(batch_size=5, webhook={"url": webhook},
+def test_a_run_killed_part_way_is_resumed_and_sends_nothing_twice(config):
+    """The file sink is read back on resume: every message arrives once, none is lost."""
+    killed_and_resumed(config, "file", None)
+
+
+def test_a_webhook_run_killed_part_way_records_the_cut_off_messages_failed(sqlite_config, webhook):
+    """A webhook cannot be asked what it got: what may have reached it is not sent again."""
+    killed_and_resumed(sqlite_config, "webhook", webhook)
+
+
+def killed_and_resumed(config, channel, webhook):
+    config["CAMPAIGNS"].update(batch_size=5, webhook={"url": webhook or "http://127.0.0.1:9/unused"},
                                birthday_timer_seconds=0.2)  # the timer resumes unfinished runs
     with running(CustomersService, config):
         with running(PinnedCampaigns, config) as campaigns:
@@ -263,7 +290,7 @@ def test_a_run_killed_part_way_is_resumed_and_sends_nothing_twice(config, webhoo
             campaign_id = create(config, channel=channel)
             run_id = call(config, "operator", "trigger", campaign_id, SPRING_FESTIVAL_2027)["run_id"]
             received = (lambda: sink(config)) if channel == "file" else (lambda: SlowReceiver.received)
-            wait_for(lambda: len(received()) >= 10, what="the run to be part-way")
+            wait_for(lambda: len(received()) >= 5, what="the run to be part-way")
             campaigns.kill()
         cut_at = len(received())
         assert cut_at < 60, "the run finished before it could be killed"
@@ -301,44 +328,44 @@ class Mailbox:
         return "250 OK"
 
 
-def test_smtp_and_webhook_channels_deliver_and_a_dead_webhook_fails_with_a_reason(config, webhook):
+def test_smtp_and_webhook_channels_deliver(sqlite_config, webhook):
     mailbox = Mailbox()
     port = free_port()
     smtp = Controller(mailbox, hostname="127.0.0.1", port=port)
     smtp.start()
     try:
-        config["CAMPAIGNS"].update(smtp={"host": "127.0.0.1", "port": port, "sender": "care@example.com"},
+        sqlite_config["CAMPAIGNS"].update(smtp={"host": "127.0.0.1", "port": port, "sender": "care@example.com"},
                                    webhook={"url": webhook}, frequency_cap={"messages": 5, "days": 7})
-        with running(CustomersService, config), running(PinnedCampaigns, config):
-            customer = register(config, "张伟", email="zhangwei@example.com")
-            knows_all_customers(config)
-            by_mail = create(config, channel="smtp")
-            assert finished(config, call(config, "operator", "trigger", by_mail, SPRING_FESTIVAL_2027)["run_id"])["sent"] == 1
+        with running(CustomersService, sqlite_config), running(PinnedCampaigns, sqlite_config):
+            customer = register(sqlite_config, "张伟", email="zhangwei@example.com")
+            knows_all_customers(sqlite_config)
+            by_mail = create(sqlite_config, channel="smtp")
+            assert finished(sqlite_config, call(sqlite_config, "operator", "trigger", by_mail, SPRING_FESTIVAL_2027)["run_id"])["sent"] == 1
             [(recipients, content)] = mailbox.messages
             assert recipients == ["zhangwei@example.com"] and "Message-ID" in content
-            by_hook = create(config, channel="webhook")
-            assert finished(config, call(config, "operator", "trigger", by_hook, SPRING_FESTIVAL_2027)["run_id"])["sent"] == 1
+            by_hook = create(sqlite_config, channel="webhook")
+            assert finished(sqlite_config, call(sqlite_config, "operator", "trigger", by_hook, SPRING_FESTIVAL_2027)["run_id"])["sent"] == 1
             [(key, body)] = SlowReceiver.received
             assert key == f"{by_hook}|{customer}|spring_festival:2027" and body["text"].startswith("张伟，春节快乐")
     finally:
         smtp.stop()
 
 
-def test_a_webhook_that_never_answers_is_retried_then_recorded_failed(config):
-    config["CAMPAIGNS"].update(webhook={"url": "http://127.0.0.1:9/care", "timeout_seconds": 1})
-    with running(CustomersService, config), running(PinnedCampaigns, config):
-        register(config, "张伟")
-        knows_all_customers(config)
-        campaign_id = create(config, channel="webhook")
-        run = finished(config, call(config, "operator", "trigger", campaign_id, SPRING_FESTIVAL_2027)["run_id"])
+def test_a_webhook_that_never_answers_is_retried_then_recorded_failed(sqlite_config):
+    sqlite_config["CAMPAIGNS"].update(webhook={"url": "http://127.0.0.1:9/care", "timeout_seconds": 1})
+    with running(CustomersService, sqlite_config), running(PinnedCampaigns, sqlite_config):
+        register(sqlite_config, "张伟")
+        knows_all_customers(sqlite_config)
+        campaign_id = create(sqlite_config, channel="webhook")
+        run = finished(sqlite_config, call(sqlite_config, "operator", "trigger", campaign_id, SPRING_FESTIVAL_2027)["run_id"])
         assert (run["sent"], run["failed"]) == (0, 1)
-        [failed] = campaign_events(config, "CareMessageFailed")
+        [failed] = campaign_events(sqlite_config, "CareMessageFailed")
         assert failed["data"]["attempts"] == 2 and "refused" in failed["data"]["reason"].lower()
 
 
 # -- refusals ------------------------------------------------------------------------------------------
 
-def test_bad_input_wrong_roles_and_forged_tokens_are_refused(crm):
+def test_bad_input_wrong_roles_and_forged_tokens_are_refused(sqlite_crm):
     cases = [
         ({"templates": [{"body": "{{ name.__class__.__mro__ }}"}]}, "templates"),
         ({"templates": [{"body": "{{ secret }}"}]}, "templates"),
@@ -349,28 +376,28 @@ def test_bad_input_wrong_roles_and_forged_tokens_are_refused(crm):
         ({"channel": "pigeon"}, "channel"),
     ]
     for changes, field in cases:
-        error = remote_error(crm, "operator", "create", **{**SPRING, **changes})
+        error = remote_error(sqlite_sqlite_crm, "operator", "create", **{**SPRING, **changes})
         assert error.exc_type == "ValidationError" and field in error.value, (changes, error.value)
-    campaign_id = create(crm)
-    wrong_day = remote_error(crm, "operator", "trigger", campaign_id, "2027-02-07")
+    campaign_id = create(sqlite_crm)
+    wrong_day = remote_error(sqlite_sqlite_crm, "operator", "trigger", campaign_id, "2027-02-07")
     assert wrong_day.exc_type == "ValidationError" and "on_date" in wrong_day.value and "2027-02-06" in wrong_day.value
-    assert remote_error(crm, "agent", "trigger", campaign_id, SPRING_FESTIVAL_2027).exc_type == "Forbidden"
-    assert remote_error(crm, "auditor", "create", **SPRING).exc_type == "Forbidden"
-    assert call(crm, "agent", "get", campaign_id)["status"] == "active"  # agents read
-    with rpc_as(crm, None, raw_token=signed(Ed25519PrivateKey.generate(), claims("campaigns"))) as proxy:
+    assert remote_error(sqlite_sqlite_crm, "agent", "trigger", campaign_id, SPRING_FESTIVAL_2027).exc_type == "Forbidden"
+    assert remote_error(sqlite_sqlite_crm, "auditor", "create", **SPRING).exc_type == "Forbidden"
+    assert call(sqlite_sqlite_crm, "agent", "get", campaign_id)["status"] == "active"  # agents read
+    with rpc_as(sqlite_sqlite_crm, None, raw_token=signed(Ed25519PrivateKey.generate(), claims("campaigns"))) as proxy:
         with pytest.raises(RemoteError) as forged:
             proxy.campaigns.create(**SPRING)
     assert forged.value.exc_type == "Unauthenticated"
 
 
-def test_pause_stops_triggers_and_archive_is_final(crm):
-    register(crm, "张伟")
-    knows_all_customers(crm)
-    campaign_id = create(crm)
-    assert call(crm, "operator", "pause", campaign_id)["status"] == "paused"
-    assert remote_error(crm, "operator", "trigger", campaign_id, SPRING_FESTIVAL_2027).exc_type == "Conflict"
-    assert call(crm, "operator", "resume", campaign_id)["status"] == "active"
-    assert call(crm, "operator", "archive", campaign_id)["status"] == "archived"
-    assert remote_error(crm, "operator", "resume", campaign_id).exc_type == "Conflict"
-    listed = wait_for(lambda: (items := call(crm, "supervisor", "list", status="archived")["items"]) and items)
+def test_pause_stops_triggers_and_archive_is_final(sqlite_crm):
+    register(sqlite_sqlite_crm, "张伟")
+    knows_all_customers(sqlite_crm)
+    campaign_id = create(sqlite_crm)
+    assert call(sqlite_sqlite_crm, "operator", "pause", campaign_id)["status"] == "paused"
+    assert remote_error(sqlite_sqlite_crm, "operator", "trigger", campaign_id, SPRING_FESTIVAL_2027).exc_type == "Conflict"
+    assert call(sqlite_sqlite_crm, "operator", "resume", campaign_id)["status"] == "active"
+    assert call(sqlite_sqlite_crm, "operator", "archive", campaign_id)["status"] == "archived"
+    assert remote_error(sqlite_sqlite_crm, "operator", "resume", campaign_id).exc_type == "Conflict"
+    listed = wait_for(lambda: (items := call(sqlite_sqlite_crm, "supervisor", "list", status="archived")["items"]) and items)
     assert [item["campaign_id"] for item in listed] == [campaign_id]
