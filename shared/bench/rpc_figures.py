@@ -218,12 +218,14 @@ def percentile(values: list[float], rank: float) -> float:
 
 @contextlib.contextmanager
 def serving(cluster: Cluster, workdir: Path, services: list[tuple[ServiceSpec, dict[str, Any]]], phase: Phase,
-            title: str) -> Iterator[Any]:
+            title: str, started: list[ServiceProcess] | None = None) -> Iterator[Any]:
     """Start ``services`` (spec, config), yield a proxy with the cluster's token, stop them whatever happens.
 
     Each service is checked (with its log) before returning or re-raising.
+    ``started``, if given, receives the service processes (to read their
+    memory, say).
     """
-    started: list[ServiceProcess] = []
+    started = [] if started is None else started
     try:
         starting = phase(f"{title}: start services", 1)
         for spec, config in services:

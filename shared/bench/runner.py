@@ -19,6 +19,7 @@ from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
 from shared.bench import peer_figures
+from shared.bench.campaigns import campaigns_figures
 from shared.bench.complaints import complaints_figures
 from shared.bench.recovery import recovery_figures
 from shared.bench.report import assemble
@@ -28,7 +29,7 @@ from shared.bench.store_figures import BenchError, Phase, postgres_store_figures
 from shared.bench.workload import DEFAULT, QUICK, Sizes
 from shared.config import DEFAULT_AMQP_URI
 
-PARTS = ("sqlite", "postgres", "rpc", "complaints", "recovery")
+PARTS = ("sqlite", "postgres", "rpc", "complaints", "campaigns", "recovery")
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,11 @@ class _Run:
             directory.mkdir()
             self.measured.update(complaints_figures(amqp_uri, directory, self.options.chosen_sizes, self.phase))
 
+    def campaigns(self) -> None:
+        with throwaway_vhost(self.options.amqp_uri) as (amqp_uri, _shared_broker):
+            directory = self.workdir / "campaigns"
+            directory.mkdir()
+            self.measured.update(campaigns_figures(amqp_uri, directory, self.options.chosen_sizes, self.phase))
 
     def recovery(self) -> None:
         with throwaway_vhost(self.options.amqp_uri) as (amqp_uri, shared_broker):

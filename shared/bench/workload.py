@@ -31,12 +31,14 @@ class Sizes:
     rpc_in_flight: int
     latency_samples: int
     signature_events: int    # events signed, checked and verified one signature each for the signing figures
+    campaign_customers: int = 100_000  # customers a campaign run greets
 
 
 DEFAULT = Sizes(sqlite_commands=5000, postgres_commands=3000, log_events=50_000, build_batch=500,
                 rpc_seconds=6.0, rpc_rounds=3, rpc_in_flight=20, latency_samples=200, signature_events=5000)
 QUICK = Sizes(sqlite_commands=500, postgres_commands=300, log_events=5000, build_batch=500,
-              rpc_seconds=1.0, rpc_rounds=1, rpc_in_flight=20, latency_samples=30, signature_events=1000)
+              rpc_seconds=1.0, rpc_rounds=1, rpc_in_flight=20, latency_samples=30, signature_events=1000,
+              campaign_customers=2000)
 
 
 def _ciphertext(plain_bytes: int) -> str:
