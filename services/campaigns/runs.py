@@ -5,7 +5,8 @@ customers (holiday campaigns: the segment, from the service's own
 directory; birthday campaigns: the ids the customers service says have
 their birthday on the day). For each batch, in this order:
 
-1. ``plan``: skip those the directory says are erased or do not consent,
+1. ``plan`` (the next batch's plan, with its reveal, runs while this
+   batch is written): skip those the directory says are erased or do not consent,
    those whose message key is already claimed (``already_sent``), those
    whose clock is not on the day inside the send window
    (``outside_window``) and those over the frequency cap; reveal the
@@ -36,6 +37,8 @@ from __future__ import annotations
 
 import json
 import logging
+
+import eventlet
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -244,12 +247,20 @@ class Run:
         if saved is not None and saved["status"] == "completed":
             return saved["counts"]
         self._reconcile()
+        ahead = None
         try:
             for batch in recipients(self.engine, self.occasion, self.due_birthdays, self.batch_size):
                 if not self.still_active():
                     raise RunStopped(self.run_id)
-                self._batch(batch)
+                upcoming = eventlet.spawn(self._plan, batch)  # the next reveal overlaps this batch's writes
+                if ahead is not None:
+                    self._batch(ahead.wait())
+                ahead = upcoming
+            if ahead is not None:
+                self._batch(ahead.wait())
         except RunStopped:
+            if ahead is not None:
+                ahead.kill()
             deliveries.save_progress(self.engine, self.run_id, self.counts, status="stopped")
             return self.counts
         self._append([NewEvent("CampaignRunCompleted", {"run_id": self.run_id,
@@ -258,8 +269,11 @@ class Run:
         deliveries.save_progress(self.engine, self.run_id, self.counts, status="completed", finished_at=utc_now_iso())
         return self.counts
 
-    def _batch(self, batch: list[domain.Recipient]) -> None:
-        planned = plan(self.engine, self.occasion, batch, self.clock(), self.reveal, self.run_id)
+    def _plan(self, batch: list[domain.Recipient]) -> Plan:
+        return plan(self.engine, self.occasion, batch, self.clock(), self.reveal, self.run_id)
+
+    def _batch(self, planned: Plan) -> None:
+        """Claim, record, deliver and record the outcome of one planned batch."""
         at = utc_now_iso()
         day = self.occasion.on_date.isoformat()
         owned = deliveries.claim(self.engine, self.run_id, [

@@ -179,13 +179,13 @@ def test_a_spring_festival_campaign_greets_once_and_honours_consent_and_erasure(
 
 
 def test_outside_the_window_nothing_is_sent_until_the_window_opens(sqlite_crm):
-    customer = register(sqlite_sqlite_crm, "张伟", timezone="America/New_York")  # 21:00 the evening before, there
+    customer = register(sqlite_crm, "张伟", timezone="America/New_York")  # 21:00 the evening before, there
     knows_all_customers(sqlite_crm)
     campaign_id = create(sqlite_crm)
-    early = finished(sqlite_sqlite_crm, call(sqlite_sqlite_crm, "operator", "trigger", campaign_id, SPRING_FESTIVAL_2027)["run_id"])
+    early = finished(sqlite_crm, call(sqlite_crm, "operator", "trigger", campaign_id, SPRING_FESTIVAL_2027)["run_id"])
     assert early["sent"] == 0 and early["skipped"] == {"outside_window": 1}
     PINNED["now"] = datetime(2027, 2, 6, 15, 0, tzinfo=timezone.utc)  # 10:00 in New York
-    later = finished(sqlite_sqlite_crm, call(sqlite_sqlite_crm, "operator", "trigger", campaign_id, SPRING_FESTIVAL_2027)["run_id"])
+    later = finished(sqlite_crm, call(sqlite_crm, "operator", "trigger", campaign_id, SPRING_FESTIVAL_2027)["run_id"])
     assert later["sent"] == 1 and [line["customer_id"] for line in sink(sqlite_crm)] == [customer]
 
 
@@ -376,28 +376,28 @@ def test_bad_input_wrong_roles_and_forged_tokens_are_refused(sqlite_crm):
         ({"channel": "pigeon"}, "channel"),
     ]
     for changes, field in cases:
-        error = remote_error(sqlite_sqlite_crm, "operator", "create", **{**SPRING, **changes})
+        error = remote_error(sqlite_crm, "operator", "create", **{**SPRING, **changes})
         assert error.exc_type == "ValidationError" and field in error.value, (changes, error.value)
     campaign_id = create(sqlite_crm)
-    wrong_day = remote_error(sqlite_sqlite_crm, "operator", "trigger", campaign_id, "2027-02-07")
+    wrong_day = remote_error(sqlite_crm, "operator", "trigger", campaign_id, "2027-02-07")
     assert wrong_day.exc_type == "ValidationError" and "on_date" in wrong_day.value and "2027-02-06" in wrong_day.value
-    assert remote_error(sqlite_sqlite_crm, "agent", "trigger", campaign_id, SPRING_FESTIVAL_2027).exc_type == "Forbidden"
-    assert remote_error(sqlite_sqlite_crm, "auditor", "create", **SPRING).exc_type == "Forbidden"
-    assert call(sqlite_sqlite_crm, "agent", "get", campaign_id)["status"] == "active"  # agents read
-    with rpc_as(sqlite_sqlite_crm, None, raw_token=signed(Ed25519PrivateKey.generate(), claims("campaigns"))) as proxy:
+    assert remote_error(sqlite_crm, "agent", "trigger", campaign_id, SPRING_FESTIVAL_2027).exc_type == "Forbidden"
+    assert remote_error(sqlite_crm, "auditor", "create", **SPRING).exc_type == "Forbidden"
+    assert call(sqlite_crm, "agent", "get", campaign_id)["status"] == "active"  # agents read
+    with rpc_as(sqlite_crm, None, raw_token=signed(Ed25519PrivateKey.generate(), claims("campaigns"))) as proxy:
         with pytest.raises(RemoteError) as forged:
             proxy.campaigns.create(**SPRING)
     assert forged.value.exc_type == "Unauthenticated"
 
 
 def test_pause_stops_triggers_and_archive_is_final(sqlite_crm):
-    register(sqlite_sqlite_crm, "张伟")
+    register(sqlite_crm, "张伟")
     knows_all_customers(sqlite_crm)
     campaign_id = create(sqlite_crm)
-    assert call(sqlite_sqlite_crm, "operator", "pause", campaign_id)["status"] == "paused"
-    assert remote_error(sqlite_sqlite_crm, "operator", "trigger", campaign_id, SPRING_FESTIVAL_2027).exc_type == "Conflict"
-    assert call(sqlite_sqlite_crm, "operator", "resume", campaign_id)["status"] == "active"
-    assert call(sqlite_sqlite_crm, "operator", "archive", campaign_id)["status"] == "archived"
-    assert remote_error(sqlite_sqlite_crm, "operator", "resume", campaign_id).exc_type == "Conflict"
-    listed = wait_for(lambda: (items := call(sqlite_sqlite_crm, "supervisor", "list", status="archived")["items"]) and items)
+    assert call(sqlite_crm, "operator", "pause", campaign_id)["status"] == "paused"
+    assert remote_error(sqlite_crm, "operator", "trigger", campaign_id, SPRING_FESTIVAL_2027).exc_type == "Conflict"
+    assert call(sqlite_crm, "operator", "resume", campaign_id)["status"] == "active"
+    assert call(sqlite_crm, "operator", "archive", campaign_id)["status"] == "archived"
+    assert remote_error(sqlite_crm, "operator", "resume", campaign_id).exc_type == "Conflict"
+    listed = wait_for(lambda: (items := call(sqlite_crm, "supervisor", "list", status="archived")["items"]) and items)
     assert [item["campaign_id"] for item in listed] == [campaign_id]
