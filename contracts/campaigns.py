@@ -8,9 +8,9 @@ rendered text exists only in the channel that delivered it.
 
 from __future__ import annotations
 
-from datetime import time
-
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from shared.working_hours import ClockTime as WorkingClockTime
 
 from contracts.customers import TIERS
 from contracts.fields import Text, command_id, identifier, locale, page, page_size
@@ -32,18 +32,14 @@ TEMPLATE_MAX = 2000
 PREVIEW_MAX = 200
 
 
-class ClockTime(fields.String):
+class ClockTime(WorkingClockTime):
     """``HH:MM`` in the customer's own time zone; kept as text."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        raw = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            moment = time.fromisoformat(raw)
-        except ValueError as error:
-            raise ValidationError("use HH:MM, e.g. 09:00") from error
-        if moment.tzinfo is not None or moment.second or len(raw) != 5:
-            raise ValidationError("use HH:MM without seconds or an offset, e.g. 09:00")
-        return raw
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        if moment.second or moment.microsecond:
+            raise ValidationError("use HH:MM without seconds, e.g. 09:00")
+        return moment.strftime("%H:%M")
 
 
 class Day(fields.Date):
@@ -159,12 +155,15 @@ class CampaignRunStarted(Schema):
     on_date = fields.String(required=True)
 
 
-class CareMessage(Schema):
-    """One message: its key, the customer and the occurrence (never the text: it may hold the name)."""
-
+class _RunCustomer(Schema):
     run_id = fields.String(required=True)
     campaign_id = fields.String(required=True)
     customer_id = fields.String(required=True)
+
+
+class CareMessage(_RunCustomer):
+    """One message: its key, the customer and the occurrence (never the text: it may hold the name)."""
+
     occurrence = fields.String(required=True)
     message_key = fields.String(required=True)
 
@@ -178,10 +177,7 @@ class CareMessageFailed(CareMessageDelivery):
     reason = fields.String(required=True)
 
 
-class CareMessageSkipped(Schema):
-    run_id = fields.String(required=True)
-    campaign_id = fields.String(required=True)
-    customer_id = fields.String(required=True)
+class CareMessageSkipped(_RunCustomer):
     reason = fields.String(required=True, validate=validate.OneOf(SKIP_REASONS))
 
 

@@ -49,6 +49,10 @@ class Outgoing:
     subject: str
     text: str
 
+    def to_json(self) -> str:
+        """What the file sink writes and the webhook posts: the message, its key and where it goes."""
+        return json.dumps({name: getattr(self, name) for name in self.__slots__}, ensure_ascii=False)
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -105,10 +109,7 @@ class FileSink:
         return contact.get("email") or contact.get("phone")
 
     def deliver(self, messages: Sequence[Outgoing]) -> dict[str, Outcome]:
-        lines = "".join(json.dumps({"message_key": m.message_key, "campaign_id": m.campaign_id,
-                                    "customer_id": m.customer_id, "occurrence": m.occurrence,
-                                    "address": m.address, "subject": m.subject, "text": m.text},
-                                   ensure_ascii=False) + "\n" for m in messages)
+        lines = "".join(message.to_json() + "\n" for message in messages)
         attempts = 0
         for attempts in range(1, self.retry.attempts + 1):
             try:
@@ -150,12 +151,19 @@ class FileSink:
         return found
 
 
-class SmtpChannel:
-    name = "smtp"
+class _RemoteChannel:
+    """A channel beyond the service, configured by its ``CAMPAIGNS`` section; it cannot be asked what it got."""
 
     def __init__(self, settings: Mapping[str, Any], retry: Retry):
         self.settings = settings
         self.retry = retry
+
+    def delivered(self, keys: Iterable[str]) -> set[str]:
+        return set()
+
+
+class SmtpChannel(_RemoteChannel):
+    name = "smtp"
 
     def address(self, contact: Mapping[str, Any]) -> str | None:
         return contact.get("email")
@@ -186,26 +194,16 @@ class SmtpChannel:
                 except (smtplib.SMTPException, OSError):
                     pass
 
-    def delivered(self, keys: Iterable[str]) -> set[str]:
-        return set()
 
-
-class WebhookChannel:
+class WebhookChannel(_RemoteChannel):
     name = "webhook"
-
-    def __init__(self, settings: Mapping[str, Any], retry: Retry):
-        self.settings = settings
-        self.retry = retry
 
     def address(self, contact: Mapping[str, Any]) -> str | None:
         return contact.get("phone") or contact.get("email")
 
     def deliver(self, messages: Sequence[Outgoing]) -> dict[str, Outcome]:
         def send_one(message: Outgoing) -> None:
-            body = json.dumps({"message_key": message.message_key, "campaign_id": message.campaign_id,
-                               "customer_id": message.customer_id, "occurrence": message.occurrence,
-                               "address": message.address, "subject": message.subject, "text": message.text},
-                              ensure_ascii=False).encode()
+            body = message.to_json().encode()
             request = urllib.request.Request(self.settings["url"], data=body, method="POST", headers={
                 "Content-Type": "application/json", "Idempotency-Key": message.message_key})
             with urllib.request.urlopen(request, timeout=self.settings["timeout_seconds"]) as response:
@@ -214,9 +212,6 @@ class WebhookChannel:
                                                  response.headers, None)
 
         return self.retry.each(messages, send_one)
-
-    def delivered(self, keys: Iterable[str]) -> set[str]:
-        return set()
 
 
 def make_channel(name: str, data_dir: Path, settings: Mapping[str, Any], retry: Retry) -> Channel:

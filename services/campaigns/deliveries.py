@@ -22,7 +22,7 @@ import json
 from datetime import date, timedelta
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, and_, func, select, update
+from sqlalchemy import Column, MetaData, String, Table, Text, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
