@@ -125,7 +125,7 @@ def campaigns_figures(amqp_uri: str, workdir: Path | None = None, sizes: Sizes =
     seed_customers(cluster.config_for(specs[0]), count, birthday.isoformat(), phase("Campaigns: seed customers", count))
     processes: list[Any] = []
     with serving(cluster, workdir, [(spec, cluster.config_for(spec)) for spec in specs], phase, "Campaigns",
-                 processes) as proxy:
+                 processes, ready_timeout=CATCH_UP_TIMEOUT_S) as proxy:
         catching_up = phase("Campaigns: directories catch up", 1)
         catch_up_s = wait_caught_up(proxy)
         catching_up(1)

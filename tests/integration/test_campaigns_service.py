@@ -241,6 +241,19 @@ def test_a_birthday_campaign_greets_gregorian_and_lunar_birthdays_on_their_day(c
     assert finished(crm, call(crm, "operator", "trigger", campaign_id, BIRTHDAY_DAY)["run_id"])["sent"] == 0
 
 
+def test_the_birthday_timer_greets_due_birthdays_by_itself(sqlite_config):
+    sqlite_config["CAMPAIGNS"]["birthday_timer_seconds"] = 0.2
+    PINNED["now"] = BIRTHDAY_MOMENT
+    with running(CustomersService, sqlite_config), running(PinnedCampaigns, sqlite_config):
+        customer = register(sqlite_config, "张伟", birthday="1985-02-25")
+        register(sqlite_config, "王芳", birthday="1985-02-26")
+        knows_all_customers(sqlite_config)
+        call(sqlite_config, "operator", "create", name="生日问候", kind="birthday",
+             templates=[{"body": "{{ name }}，生日快乐！"}])
+        wait_for(lambda: sink(sqlite_config), what="the timer's run to greet the customer")
+        assert [line["customer_id"] for line in sink(sqlite_config)] == [customer]
+
+
 # -- kill and resume ---------------------------------------------------------------------------------
 
 class SlowReceiver(BaseHTTPRequestHandler):
