@@ -53,6 +53,7 @@ from services.campaigns.occasions import holiday_label, occurrence_of
 from services.campaigns.projection import care_directory
 from shared.eventstore.envelope import CommandContext, NewEvent, utc_now_iso
 from shared.eventstore.store import EventStore
+from shared.eventstore.tables import events
 
 log = logging.getLogger(__name__)
 
@@ -320,13 +321,13 @@ class Run:
         if self.version == 0:
             return
         settled: dict[str, str] = {}
-        for envelope in self.store.read_stream(self.stream):
-            key = envelope.data.get("message_key")
-            if envelope.type == "CareMessageQueued":
+        for event_type, data in self._stream_facts():
+            key = data.get("message_key")
+            if event_type == "CareMessageQueued":
                 self._queued.add(key)
-            elif envelope.type in ("CareMessageSent", "CareMessageFailed"):
-                settled[key] = "sent" if envelope.type == "CareMessageSent" else "failed"
-            self._recount(envelope)
+            elif event_type in ("CareMessageSent", "CareMessageFailed"):
+                settled[key] = "sent" if event_type == "CareMessageSent" else "failed"
+            self._recount_type(event_type, data)
         open_keys = {key for key, status in deliveries.claimed_by(self.engine, self.run_id).items()
                      if status == "queued"}
         deliveries.settle(self.engine, {key: settled[key] for key in open_keys & settled.keys()}, utc_now_iso())
@@ -350,8 +351,13 @@ class Run:
                           utc_now_iso())
         # what the file sink did not get stays claimed by this run: the batches below send it again
 
-    def _recount(self, envelope) -> None:
-        self._recount_type(envelope.type, envelope.data)
+    def _stream_facts(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Type and data of the run's events, streamed: a run of 100,000 messages is too big to load whole."""
+        query = (select(events.c.type, events.c.data).where(events.c.stream_id == self.stream)
+                 .order_by(events.c.stream_version))
+        with self.engine.connect() as connection:
+            for event_type, data in connection.execution_options(yield_per=2000).execute(query):
+                yield event_type, json.loads(data)
 
     def _recount_type(self, event_type: str, data: Mapping[str, Any]) -> None:
         field_of = {"CareMessageQueued": "queued", "CareMessageSent": "sent", "CareMessageFailed": "failed"}

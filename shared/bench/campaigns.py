@@ -68,6 +68,7 @@ def seed_customers(config: dict[str, Any], count: int, birthday: str, tick: Call
             store.append(stream, [NewEvent("CustomerRegistered", sealed)], 0, SEED_ACTOR)
             if number % 1000 == 999:
                 tick(1000)
+        tick(count % 1000)
     finally:
         store.close()
 

@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from shared.bench.campaigns import campaigns_figures
 from shared.bench.complaints import complaints_figures
 from shared.bench.recovery import recovery_figures
 from shared.bench.rpc_figures import rpc_figures
@@ -46,6 +47,17 @@ def test_complaints_part_measures_commands_and_latency_across_services(bench_amq
     assert 0 < figures["complaint_file_to_visible_ms_p50"] <= figures["complaint_file_to_visible_ms_p99"]
     assert 0 < figures["customer_to_complaints_ms_p50"] <= figures["customer_to_complaints_ms_p99"]
     assert figures["complaint_file_to_visible_samples"] == TINY.latency_samples
+    assert dict(phases.done) == phases.totals
+
+
+def test_campaigns_part_runs_a_campaign_twice_and_reads_the_process_memory(bench_amqp_uri, tmp_path):
+    phases = RecordedPhases()
+    figures = campaigns_figures(bench_amqp_uri, tmp_path, replace(TINY, campaign_customers=300), phases)
+
+    assert figures["campaign_customers"] == 300 and figures["campaign_send_per_s"] > 0
+    assert 0 < figures["campaign_rerun_s"] and figures["campaign_rerun_ratio"] == \
+        figures["campaign_rerun_s"] / figures["campaign_run_s"]
+    assert 30 < figures["campaign_peak_rss_mb"] < 1000
     assert dict(phases.done) == phases.totals
 
 
