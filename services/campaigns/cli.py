@@ -64,6 +64,7 @@ def list_(status: Optional[str] = None, page: int = 1, page_size: int = 50):
 
 @app.command()
 def get(campaign_id: str):
+    """One campaign: its definition and status."""
     emit(_call("get", campaign_id=campaign_id))
 
 
@@ -93,16 +94,19 @@ def status(run_id: str):
 
 @app.command()
 def pause(campaign_id: str):
+    """Stop sending; a run in progress stops after its batch."""
     emit(_call("pause", campaign_id=campaign_id))
 
 
 @app.command()
 def resume(campaign_id: str):
+    """Send again; stopped runs carry on."""
     emit(_call("resume", campaign_id=campaign_id))
 
 
 @app.command()
 def archive(campaign_id: str):
+    """Retire the campaign for good."""
     emit(_call("archive", campaign_id=campaign_id))
 
 
