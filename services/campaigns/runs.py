@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import eventlet
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ from shared.eventstore.tables import events
 
 log = logging.getLogger(__name__)
 
+PROGRESS_SECONDS = 0.25  # batches that send nothing (a re-run) save their counts at most this often
 FINAL_SKIPS = ("no_consent", "erased", "no_contact", "frequency_cap")
 REFUSAL_REASONS = {"erased": "erased", "no_consent": "no_consent", "unknown": "no_contact"}
 Reveal = Callable[[list[str]], dict[str, Any]]
@@ -162,16 +164,21 @@ def plan(engine: Engine, occasion: Occasion, batch: Sequence[domain.Recipient], 
     claimed = deliveries.already_claimed(engine, [occasion.key(r.customer_id) for r in remaining])
     own = {key for key, (holder, status) in claimed.items() if holder == run_id and status == "queued"}
     window = occasion.definition["send_window"]
-    cap = occasion.settings["frequency_cap"]
-    recent = deliveries.recent_counts(engine, [r.customer_id for r in remaining], occasion.on_date, cap["days"])
-    chosen = []
+    open_ones = []
     for recipient in remaining:
         key = occasion.key(recipient.customer_id)
         if key in claimed and key not in own:
             result.count("already_sent")
         elif not _in_window(window, recipient.timezone, occasion.on_date, now, preview):
             result.count("outside_window")
-        elif key not in own and recent.get(recipient.customer_id, 0) >= cap["messages"]:
+        else:
+            open_ones.append(recipient)
+    cap = occasion.settings["frequency_cap"]
+    capped = [r.customer_id for r in open_ones if occasion.key(r.customer_id) not in own]
+    recent = deliveries.recent_counts(engine, capped, occasion.on_date, cap["days"])
+    chosen = []
+    for recipient in open_ones:
+        if recent.get(recipient.customer_id, 0) >= cap["messages"]:
             result.skips.append((recipient.customer_id, "frequency_cap"))
         else:
             chosen.append(recipient)
@@ -241,6 +248,7 @@ class Run:
         self.version = self.store.stream_version(self.stream)
         self.counts = deliveries.empty_counts()
         self.engine = self.store.engine
+        self._saved_at = 0.0
 
     def execute(self) -> dict[str, Any]:
         """Run (or resume) to the end; the counts."""
@@ -296,7 +304,9 @@ class Run:
             skipped[reason] = skipped.get(reason, 0) + 1
         self.counts = deliveries.add_counts(self.counts, {"examined": planned.examined, "queued": len(fresh),
                                                           "sent": sent, "failed": failed, "skipped": skipped})
-        deliveries.save_progress(self.engine, self.run_id, self.counts)
+        if time.monotonic() - self._saved_at >= PROGRESS_SECONDS or sent or failed:
+            deliveries.save_progress(self.engine, self.run_id, self.counts)
+            self._saved_at = time.monotonic()
 
     def _deliver(self, messages: list[Outgoing]) -> tuple[int, int]:
         if not messages:
