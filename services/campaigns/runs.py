@@ -45,12 +45,13 @@ from datetime import date, datetime
 from typing import Any, Callable, Iterator, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import exists, func, literal, or_, select
 from sqlalchemy.engine import Engine
 
 from services.campaigns import deliveries, domain, templates
 from services.campaigns.channels import Channel, Outgoing
 from services.campaigns.occasions import holiday_label, occurrence_of
+from services.campaigns.deliveries import care_messages
 from services.campaigns.projection import care_directory
 from shared.eventstore.envelope import CommandContext, NewEvent, utc_now_iso
 from shared.eventstore.store import EventStore
@@ -99,32 +100,59 @@ class Occasion:
         return domain.message_key(self.campaign.campaign_id, customer_id, self.occurrence)
 
 
-def recipients(engine: Engine, occasion: Occasion, due_birthdays: DueBirthdays,
-               batch_size: int) -> Iterator[list[domain.Recipient]]:
-    """The campaign's candidates in the segment, ``batch_size`` at a time, in customer id order."""
+def recipients(engine: Engine, occasion: Occasion, due_birthdays: DueBirthdays, batch_size: int,
+               run_id: str | None = None) -> Iterator[list[domain.Recipient]]:
+    """The campaign's candidates in the segment, ``batch_size`` at a time, in customer id order.
+
+    A run (``run_id``) is not given customers whose message another run
+    has claimed, or that it has settled itself, so a re-run reads only what
+    is left (``already_claimed_elsewhere`` counts them).
+    """
     segment = occasion.definition["segment"]
     query = select(care_directory)
     if segment["tiers"]:
         query = query.where(care_directory.c.tier.in_(segment["tiers"]))
     if segment["locales"]:
         query = query.where(care_directory.c.locale.in_(segment["locales"]))
+    if run_id is not None:
+        query = query.where(~exists(_claimed_elsewhere(occasion, run_id)
+                                    .where(care_messages.c.message_key == _key_of_row(occasion))))
     if occasion.definition["kind"] == "holiday":
         yield from _directory_pages(engine, query, segment, batch_size)
         return
     after = None
     while True:
         page = due_birthdays(occasion.on_date, after)
-        ids = page["customer_ids"]
-        for start in range(0, len(ids), batch_size):
-            chunk = ids[start:start + batch_size]
-            with engine.connect() as connection:
-                rows = connection.execute(query.where(care_directory.c.customer_id.in_(chunk))
-                                          .order_by(care_directory.c.customer_id)).all()
-            found = [_recipient(row) for row in rows]
-            yield [recipient for recipient in found if domain.in_segment(segment, recipient)]
+        with engine.connect() as connection:
+            rows = connection.execute(query.where(care_directory.c.customer_id.in_(page["customer_ids"]))
+                                      .order_by(care_directory.c.customer_id)).all()
+        found = [recipient for recipient in map(_recipient, rows) if domain.in_segment(segment, recipient)]
+        for start in range(0, len(found), batch_size):
+            yield found[start:start + batch_size]
         after = page["next"]
         if after is None:
             return
+
+
+def _key_of_row(occasion: Occasion):
+    """The message key of the directory row, in SQL (``domain.message_key``)."""
+    return (literal(f"{occasion.campaign.campaign_id}|") + care_directory.c.customer_id
+            + literal(f"|{occasion.occurrence}"))
+
+
+def _claimed_elsewhere(occasion: Occasion, run_id: str):
+    """Claims of the occasion's messages that are not this run's own unsettled ones."""
+    return select(care_messages.c.message_key).where(
+        care_messages.c.campaign_id == occasion.campaign.campaign_id,
+        care_messages.c.occurrence == occasion.occurrence,
+        or_(care_messages.c.run_id != run_id, care_messages.c.status != "queued"))
+
+
+def already_claimed_elsewhere(engine: Engine, occasion: Occasion, run_id: str) -> int:
+    """How many of the occasion's messages other runs had claimed: a run counts them ``already_sent``."""
+    claimed = _claimed_elsewhere(occasion, run_id).where(care_messages.c.run_id != run_id).subquery()
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(claimed)).scalar_one()
 
 
 def _directory_pages(engine: Engine, query, segment, batch_size: int) -> Iterator[list[domain.Recipient]]:
@@ -256,22 +284,27 @@ class Run:
         if saved is not None and saved["status"] == "completed":
             return saved["counts"]
         self._reconcile()
+        already = already_claimed_elsewhere(self.engine, self.occasion, self.run_id)
+        if already:
+            self.counts = deliveries.add_counts(self.counts, {**deliveries.empty_counts(),
+                                                              "skipped": {"already_sent": already}})
         ahead = None
         try:
-            for batch in recipients(self.engine, self.occasion, self.due_birthdays, self.batch_size):
+            for batch in recipients(self.engine, self.occasion, self.due_birthdays, self.batch_size, self.run_id):
                 if not self.still_active():
                     raise RunStopped(self.run_id)
-                upcoming = eventlet.spawn(self._plan, batch)  # the next reveal overlaps this batch's writes
-                if ahead is not None:
-                    self._batch(ahead.wait())
-                ahead = upcoming
+                previous, ahead = ahead, eventlet.spawn(self._plan, batch)  # its reveal overlaps the writes below
+                if previous is not None:
+                    self._batch(previous.wait())
             if ahead is not None:
-                self._batch(ahead.wait())
+                last, ahead = ahead, None
+                self._batch(last.wait())
         except RunStopped:
-            if ahead is not None:
-                ahead.kill()
             deliveries.save_progress(self.engine, self.run_id, self.counts, status="stopped")
             return self.counts
+        finally:
+            if ahead is not None:
+                ahead.kill()  # stopped, failed or killed: the plan ahead is not needed (it wrote nothing)
         self._append([NewEvent("CampaignRunCompleted", {"run_id": self.run_id,
                                                         "campaign_id": self.occasion.campaign.campaign_id,
                                                         "counts": self.counts})])
