@@ -19,10 +19,11 @@ from sqlalchemy.engine import Connection
 from shared.consumers import Projection, handles
 from shared.eventstore.envelope import Envelope
 
-metadata = MetaData()
+directory_metadata = MetaData()  # one per projection: a rebuild replaces every table of its metadata
+list_metadata = MetaData()
 
 care_directory = Table(
-    "campaign_customers", metadata,
+    "campaign_customers", directory_metadata,
     Column("customer_id", String(64), primary_key=True),
     Column("status", String(16), nullable=False),  # active, erased
     Column("tier", String(32), nullable=False),
@@ -34,7 +35,7 @@ care_directory = Table(
 )
 
 campaign_list = Table(
-    "campaign_list", metadata,
+    "campaign_list", list_metadata,
     Column("campaign_id", String(64), primary_key=True),
     Column("name", String(100), nullable=False),
     Column("kind", String(16), nullable=False),
@@ -52,7 +53,7 @@ _PLAIN_CHANGES = ("locale", "timezone", "birthday_calendar")
 
 class CareDirectory(Projection):
     name = "campaigns.customers"
-    metadata = metadata
+    metadata = directory_metadata
     never_parked = frozenset({"CustomerErased", "ConsentWithdrawn"})
 
     @handles("customers", "CustomerRegistered")
@@ -93,7 +94,7 @@ class CareDirectory(Projection):
 
 class CampaignList(Projection):
     name = "campaigns.list"
-    metadata = metadata
+    metadata = list_metadata
 
     @handles("campaigns", "CampaignCreated")
     def created(self, connection: Connection, envelope: Envelope) -> None:

@@ -176,6 +176,10 @@ def test_a_spring_festival_campaign_greets_once_and_honours_consent_and_erasure(
     assert sorted(e["data"]["customer_id"] for e in sent) == sorted([partner, general])
     assert all("张伟" not in json.dumps(e) and "李娜" not in json.dumps(e) for e in campaign_events(
         crm, "CareMessageQueued", "CareMessageSent"))  # no personal data in the log
+    knows_all_customers(crm)
+    rebuilt = call(crm, "admin", "rebuild_projections")
+    assert {r["projection"] for r in rebuilt} == {"campaigns.customers", "campaigns.list"}
+    assert all(r["equal"] and not r["repaired"] for r in rebuilt), json.dumps(rebuilt)
 
 
 def test_outside_the_window_nothing_is_sent_until_the_window_opens(sqlite_crm):
