@@ -238,6 +238,8 @@ def test_a_birthday_campaign_greets_gregorian_and_lunar_birthdays_on_their_day(c
     knows_all_customers(crm)
     campaign_id = call(crm, "operator", "create", name="生日问候", kind="birthday",
                        templates=[{"body": "{{ name }}，生日快乐！({{ date }})"}])["campaign_id"]
+    preview = call(crm, "operator", "preview", campaign_id, BIRTHDAY_DAY)
+    assert preview["would_send"] == 2 and preview["occurrence"] == "birthday:2027-02-25"
     run = finished(crm, call(crm, "operator", "trigger", campaign_id, BIRTHDAY_DAY)["run_id"])
     assert run["sent"] == 2
     assert sorted(line["customer_id"] for line in sink(crm)) == sorted([gregorian, lunar])
@@ -419,3 +421,20 @@ def test_pause_stops_triggers_and_archive_is_final(sqlite_crm):
     assert remote_error(sqlite_crm, "operator", "resume", campaign_id).exc_type == "Conflict"
     listed = wait_for(lambda: (items := call(sqlite_crm, "supervisor", "list", status="archived")["items"]) and items)
     assert [item["campaign_id"] for item in listed] == [campaign_id]
+
+
+def test_a_pause_stops_a_run_between_batches_and_resume_carries_it_on(sqlite_config, webhook):
+    sqlite_config["CAMPAIGNS"].update(batch_size=1, webhook={"url": webhook})
+    with running(CustomersService, sqlite_config), running(PinnedCampaigns, sqlite_config):
+        customers = [register(sqlite_config, f"客户{i}") for i in range(30)]
+        knows_all_customers(sqlite_config)
+        campaign_id = create(sqlite_config, channel="webhook")
+        run_id = call(sqlite_config, "operator", "trigger", campaign_id, SPRING_FESTIVAL_2027)["run_id"]
+        wait_for(lambda: len(SlowReceiver.received) >= 3, what="the run to be under way")
+        call(sqlite_config, "operator", "pause", campaign_id)
+        stopped = wait_for(lambda: (status := call(sqlite_config, "operator", "run_status", run_id))["status"]
+                           == "stopped" and status, what="the run to stop")
+        assert stopped["sent"] < 30 and len(SlowReceiver.received) == stopped["sent"]
+        call(sqlite_config, "operator", "resume", campaign_id)
+        assert finished(sqlite_config, run_id)["sent"] == 30
+        assert sorted(body["customer_id"] for _key, body in SlowReceiver.received) == sorted(customers)
