@@ -20,7 +20,7 @@ from datetime import date, datetime, timezone
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from contracts.customers import PiiAccessed
-from contracts.fields import Text, command_id, identifier, page, page_size
+from contracts.fields import Text, command_id, expected_version, identifier, one_of, page, page_size
 
 CATEGORIES = ("product_inquiry", "after_sales", "technical_support", "service_attitude", "billing", "other")
 CHANNELS = ("phone", "online", "email", "walk_in")
@@ -71,32 +71,23 @@ class DayOrInstant(Instant):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
-def _one_of(choices, **kwargs) -> fields.String:
-    return fields.String(validate=validate.OneOf(choices), **kwargs)
-
-
-def expected_version() -> fields.Integer:
-    """The version the caller last read; a stale one is refused with ``Conflict``."""
-    return fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1))
-
-
 # -- RPC payloads ------------------------------------------------------------
 
 class File(Schema):
     customer_id = identifier(required=True)
-    channel = _one_of(CHANNELS, required=True)
-    category = _one_of(CATEGORIES, required=True)
+    channel = one_of(CHANNELS, required=True)
+    category = one_of(CATEGORIES, required=True)
     summary = Text(SUMMARY_MAX, required=True)
     description = Text(TEXT_MAX, multiline=True, required=True)
-    urgency = _one_of(URGENCIES, required=True)
+    urgency = one_of(URGENCIES, required=True)
     related_complaint_id = identifier(load_default=None, allow_none=True)
     command_id = command_id()
 
 
 class Classify(Schema):
     complaint_id = identifier(required=True)
-    category = _one_of(CATEGORIES, required=True)
-    priority = _one_of(PRIORITIES, required=True)
+    category = one_of(CATEGORIES, required=True)
+    priority = one_of(PRIORITIES, required=True)
     expected_version = expected_version()
     command_id = command_id()
 
@@ -163,10 +154,10 @@ class GetComplaint(Schema):
 
 
 class ListComplaints(Schema):
-    status = _one_of(STATUSES, load_default=None, allow_none=True)
+    status = one_of(STATUSES, load_default=None, allow_none=True)
     assignee = Text(100, load_default=None, allow_none=True)
-    category = _one_of(CATEGORIES, load_default=None, allow_none=True)
-    priority = _one_of(PRIORITIES, load_default=None, allow_none=True)
+    category = one_of(CATEGORIES, load_default=None, allow_none=True)
+    priority = one_of(PRIORITIES, load_default=None, allow_none=True)
     breached = fields.Boolean(load_default=None, allow_none=True)
     customer_id = identifier(load_default=None, allow_none=True)
     page = page()
@@ -196,22 +187,23 @@ class _Event(Schema):
 
 class ComplaintFiled(_Event):
     customer_id = fields.String(required=True)
-    channel = _one_of(CHANNELS, required=True)
-    category = _one_of(CATEGORIES, required=True)
-    urgency = _one_of(URGENCIES, required=True)
-    priority = _one_of(PRIORITIES, required=True)
+    channel = one_of(CHANNELS, required=True)
+    category = one_of(CATEGORIES, required=True)
+    urgency = one_of(URGENCIES, required=True)
+    priority = one_of(PRIORITIES, required=True)
     summary = fields.String(required=True)
     description = fields.String(required=True)
     related_complaint_id = fields.String(required=True, allow_none=True)
+    callback_id = fields.String(load_default=None, allow_none=True)  # filed for an issue found during this callback
     first_reply_due = fields.String(required=True, allow_none=True)
     resolution_due = fields.String(required=True, allow_none=True)
 
 
 class ComplaintClassified(_Event):
-    category = _one_of(CATEGORIES, required=True)
-    priority = _one_of(PRIORITIES, required=True)
-    previous_category = _one_of(CATEGORIES, required=True)
-    previous_priority = _one_of(PRIORITIES, required=True)
+    category = one_of(CATEGORIES, required=True)
+    priority = one_of(PRIORITIES, required=True)
+    previous_category = one_of(CATEGORIES, required=True)
+    previous_priority = one_of(PRIORITIES, required=True)
 
 
 class ComplaintAssigned(_Event):
@@ -236,8 +228,8 @@ class ComplaintEscalated(_Event):
     level = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
     previous_level = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
     reason = fields.String(required=True)
-    trigger = _one_of(ESCALATION_TRIGGERS, required=True)
-    target = _one_of(SLA_TARGETS, required=True, allow_none=True)
+    trigger = one_of(ESCALATION_TRIGGERS, required=True)
+    target = one_of(SLA_TARGETS, required=True, allow_none=True)
 
 
 class ComplaintResolved(_Event):
@@ -256,7 +248,7 @@ class ComplaintReopened(_Event):
 
 class ComplaintClosed(_Event):
     reason = fields.String(required=True)
-    trigger = _one_of(CLOSE_TRIGGERS, required=True)
+    trigger = one_of(CLOSE_TRIGGERS, required=True)
 
 
 class ComplaintConfirmationReminded(_Event):
@@ -265,7 +257,7 @@ class ComplaintConfirmationReminded(_Event):
 
 
 class _SlaTarget(_Event):
-    target = _one_of(SLA_TARGETS, required=True)
+    target = one_of(SLA_TARGETS, required=True)
     started_at = fields.String(required=True)
     due = fields.String(required=True)
 

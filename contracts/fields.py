@@ -107,6 +107,16 @@ def identifier(**kwargs) -> Text:
     return Text(64, rule=validate.Regexp(r"^[A-Za-z0-9_\-]{1,64}$", error="not a valid id"), **kwargs)
 
 
+def one_of(choices, **kwargs) -> fields.String:
+    """One of ``choices`` (codes such as a category or an outcome)."""
+    return fields.String(validate=validate.OneOf(choices), **kwargs)
+
+
+def expected_version() -> fields.Integer:
+    """The version the caller last read; a stale one is refused with ``Conflict``."""
+    return fields.Integer(load_default=None, allow_none=True, strict=True, validate=validate.Range(min=1))
+
+
 def command_id() -> Text:
     """Idempotency key: a repeated command with the same id returns the first result."""
     return Text(100, load_default=None, allow_none=True)

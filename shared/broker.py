@@ -7,12 +7,22 @@ exceeds ``RECONNECT_MAX_SECONDS``, so a service answers within seconds of
 the broker's return. Everything that consumes (RPC requests through
 ``shared.rpc``, upstream events through ``LogEndpoints``) shares this one
 consumer, and with it one connection.
+
+An acknowledgement (or a requeue) on a connection the broker just dropped
+is given up: the broker delivers the unacknowledged message again, and
+consumers apply an event or a command once whatever the deliveries. nameko
+gives up only on AMQP's own connection error, so a reset socket would
+otherwise kill the whole service.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Iterator
+
+from amqp.exceptions import AMQPError
+from kombu.exceptions import KombuError
 
 from nameko.events import EventHandler
 from nameko.messaging import QueueConsumer
@@ -21,6 +31,9 @@ from nameko.rpc import RpcConsumer
 RECONNECT_FIRST_SECONDS = 0.25
 RECONNECT_STEP_SECONDS = 0.25
 RECONNECT_MAX_SECONDS = 2.0
+CONNECTION_LOST = (OSError, AMQPError, KombuError)
+
+log = logging.getLogger(__name__)
 
 
 class ReconnectingQueueConsumer(QueueConsumer):
@@ -34,6 +47,23 @@ class ReconnectingQueueConsumer(QueueConsumer):
                                          interval_step=RECONNECT_STEP_SECONDS,
                                          interval_max=RECONNECT_MAX_SECONDS)
             yield connection
+
+    def ack_message(self, message) -> None:
+        with _redelivered_if_connection_lost("acknowledge", message):
+            super().ack_message(message)
+
+    def requeue_message(self, message) -> None:
+        with _redelivered_if_connection_lost("requeue", message):
+            super().requeue_message(message)
+
+
+@contextlib.contextmanager
+def _redelivered_if_connection_lost(what: str, message) -> Iterator[None]:
+    try:
+        yield
+    except CONNECTION_LOST as error:
+        log.warning("could not %s message %s, the broker connection is gone (%s); the broker delivers it again",
+                    what, message.delivery_tag, error)
 
 
 class ReconnectingRpcConsumer(RpcConsumer):

@@ -45,3 +45,25 @@ class Clock(DependencyProvider):
 
     def now(self) -> datetime:
         return aware(self._read(), "the clock's time")
+
+
+def iso(moment: datetime) -> str:
+    """UTC text with microseconds and ``Z``, the log's own format (sorts as text)."""
+    if moment.tzinfo is None:
+        raise ValueError(f"time must be timezone-aware, got {moment!r}")
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse(text: str | None) -> datetime | None:
+    """A time of the log's text (``iso``) back as an aware ``datetime``; ``None`` stays ``None``."""
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def container_now(container) -> datetime:
+    """The time of ``container``'s ``Clock`` (the wall clock if it has none), for code outside a worker.
+
+    A reaction's effect runs on the consumer runner, not in a worker, but must
+    decide at the same time as the service's commands (a test's moved clock).
+    """
+    clocks = [dependency for dependency in container.dependencies if isinstance(dependency, Clock)]
+    return clocks[0].now() if clocks else wall_clock()

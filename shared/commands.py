@@ -25,7 +25,9 @@ stored answer commit in one transaction.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Callable, Generic, Mapping, Sequence, TypeVar
 
 from nameko.extensions import DependencyProvider
@@ -191,3 +193,42 @@ class Commands(Generic[State]):
 
     def _principal(self):
         return self._worker_ctx.service.principal
+
+
+class _ReactionWork:
+    """What the command path reads of a worker, for a command a reaction runs on an event."""
+
+    def __init__(self, principal, method: str, envelope: Envelope):
+        self.entrypoint = SimpleNamespace(method_name=method)
+        self.service = SimpleNamespace(principal=principal)
+        self.data = {"correlation_id": envelope.correlation_id}
+        self.call_id = envelope.event_id  # the event caused the command
+        self.call_id_stack: list[str] = []
+
+
+class ReactionCommands(Commands[State]):
+    """The command path for a reaction's effect (``shared.consumers.acts_on``): no RPC worker behind it.
+
+    The command runs as ``principal`` (the service's own, role ``service``)
+    under ``method``'s name, caused by ``envelope`` and in its correlation.
+    Give it a ``command_id`` derived from the event (``reaction_command_id``):
+    the effect is retried until its tracking commits, and a repeat then
+    answers the first result and appends nothing.
+    """
+
+    def __init__(self, kind: AggregateKind[State], event_log: EventLog, principal, method: str, envelope: Envelope):
+        work = _ReactionWork(principal, method, envelope)
+        super().__init__(kind, event_log.get_dependency(work), work)
+
+
+_DERIVED_COMMANDS = uuid.UUID("9a1f4c2e-7b3d-4e8a-b6c5-0d2e1f3a4b5c")
+
+
+def derived_command_id(*parts: str) -> str:
+    """A command id named by ``parts`` (an event, a batch and a customer, ...): short, and the same every time."""
+    return f"derived:{uuid.uuid5(_DERIVED_COMMANDS, chr(31).join(parts))}"
+
+
+def reaction_command_id(consumer_name: str, envelope: Envelope, *more: str) -> str:
+    """The command id a reaction gives its effect on ``envelope`` (and ``more``): the same on every delivery and retry."""
+    return derived_command_id("reaction", consumer_name, envelope.service, envelope.event_id, *more)

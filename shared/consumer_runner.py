@@ -48,7 +48,7 @@ from shared.signing import EventCheck
 log = logging.getLogger(__name__)
 
 GAP_PAGE = 500
-CATCH_UP_BATCH = 200
+BATCH_ATTEMPTS = 3  # tries of a batch that another replica keeps overtaking
 FIRST_RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 30.0
 
@@ -127,6 +127,8 @@ class ConsumerRunner:
         self.stalls: dict[str, Stall] = {}  # upstream -> the event this consumer is retrying
         self.refused: dict[str, dict[str, Any]] = {}  # upstream -> {count, last_reason, last_event_id}
         self.last_applied: dict[str, tuple[str, float]] = {}  # upstream -> (its recorded_at, our wall time)
+        # upstream -> a position this replica saw applied; tracking only moves forward, but for a rebuild
+        self._applied_through: dict[str, int] = {}
 
     # -- reading ------------------------------------------------------------
 
@@ -165,48 +167,80 @@ class ConsumerRunner:
         envelope = as_envelope(envelope)
         if upstream not in self.consumer.upstreams:
             raise ValueError(f"{self.consumer.name} follows {self.consumer.upstreams}, not {upstream!r}")
+        if envelope.position < self._applied_through.get(upstream, 0):
+            return "duplicate"  # settled without a read or a signature check: a backlog's deliveries are cheap
         if self._refused(upstream, envelope):
             return "refused"
         with self._lock:
             self._ensure_tracking(upstream)
             with self.engine.connect() as connection:
                 last, last_hash = self._tracking_rows(connection)[upstream]
+            self._applied_through[upstream] = last
             if envelope.position <= last:
                 if envelope.position == last and last_hash not in (None, envelope.hash):
                     raise self._forked(upstream, envelope)
                 return "duplicate"
             if self._waiting(upstream):
                 return "stalled"
-            if envelope.position > last + 1 and not self._fill_gap(upstream, last, envelope.position):
-                return "stalled"
+            if envelope.position > last + 1:
+                if not self._fill_gap(upstream, last, envelope.position):
+                    return "stalled"
+                if self.position(upstream) >= envelope.position:
+                    return "applied"  # with the page that filled the gap
             return self._apply_with_retries(upstream, envelope)
 
     def catch_up(self, upstream: str, events: Iterable[Envelope | Mapping[str, Any]]) -> dict[str, int]:
         """Apply a sequence (e.g. ``store.iter_since(runner.position(service))``); counts per outcome.
 
         Contiguous events are applied a batch per transaction, checked at the
-        cost of one signature (``EventCheck.vouched``); a batch that is not
-        next in line, not vouched for, or holds a failing event falls back to
-        ``handle`` event by event, which checks each, fills gaps, skips
-        duplicates and parks poison. A stall ends the catch-up: what follows
-        waits for the retry.
+        cost of one signature (``EventCheck.vouched``); what is not next in
+        line, not vouched for, or holds a failing event goes to ``handle``
+        event by event, which checks each, fills gaps, skips duplicates and
+        parks poison. A stall ends the catch-up: what follows waits for the retry.
         """
         outcomes: Counter[str] = Counter()
-        for batch in _batches(map(as_envelope, events), CATCH_UP_BATCH):
-            with self._lock:
-                self._ensure_tracking(upstream)
-                if self._waiting(upstream):
-                    break
-                if (self.check is None or self.check.vouched(upstream, batch)) and \
-                        self._apply_batch(upstream, batch):
-                    outcomes["applied"] += len(batch)
-                    continue
-            for envelope in batch:
+        for batch in _batches(map(as_envelope, events), self.consumer.catch_up_batch):
+            rest = self._apply_next_in_line(upstream, batch, outcomes)
+            if rest is None:
+                break
+            for envelope in rest:
                 outcome = self.handle(upstream, envelope)
                 outcomes[outcome] += 1
                 if outcome == "stalled":
                     return dict(outcomes)
         return dict(outcomes)
+
+    def _apply_next_in_line(self, upstream: str, batch: list[Envelope],
+                            outcomes: Counter[str]) -> list[Envelope] | None:
+        """Apply what of ``batch`` is next in line in one transaction; return what is left to take one by one.
+
+        Events at or below the tracked position are counted as duplicates:
+        an earlier delivery, or another replica, applied them. When another
+        replica moves the tracking between the read and the write, the batch
+        is trimmed and tried again, so replicas sharing a backlog each apply
+        whole batches. Returns ``None`` while the consumer waits on a stall.
+        """
+        with self._lock:
+            self._ensure_tracking(upstream)
+            if self._waiting(upstream):
+                return None
+            for _attempt in range(BATCH_ATTEMPTS):
+                with self.engine.connect() as connection:
+                    last, last_hash = self._tracking_rows(connection)[upstream]
+                if any(envelope.position == last and last_hash not in (None, envelope.hash) for envelope in batch):
+                    return batch  # ``handle`` says which log forked
+                fresh = [envelope for envelope in batch if envelope.position > last]
+                if len(fresh) < len(batch):
+                    outcomes["duplicate"] += len(batch) - len(fresh)
+                batch = fresh
+                if not batch:
+                    return []
+                if batch[0].position != last + 1 or not (self.check is None or self.check.vouched(upstream, batch)):
+                    return batch
+                if self._apply_batch(upstream, batch):
+                    outcomes["applied"] += len(batch)
+                    return []
+            return batch
 
     def _waiting(self, upstream: str) -> bool:
         """Whether ``upstream`` is stalled and its next try is not due yet."""
@@ -238,12 +272,13 @@ class ConsumerRunner:
                 later.prev_hash != earlier.hash for earlier, later in itertools.pairwise(batch)):
             return False
         try:
+            for envelope in batch:
+                self.consumer.act(envelope)
             with write_transaction(self.engine) as connection, connection.begin():
                 moved = connection.execute(self._move_tracking(upstream, batch[0], batch[-1]))
                 if moved.rowcount != 1:
                     raise _ApplyFailed("batch is not next in line")
-                for envelope in batch:
-                    self.consumer.apply(connection, envelope)
+                self.consumer.apply_batch(connection, batch)
         except Exception:  # noqa: BLE001 - rolled back; the event-by-event path sorts it out
             return False
         self.stalls.pop(upstream, None)
@@ -266,17 +301,19 @@ class ConsumerRunner:
                 also(connection)
 
     def _fill_gap(self, upstream: str, last: int, before: int) -> bool:
-        """Pull the events between ``last`` and ``before`` from the producer and apply them in order.
+        """Pull pages of the producer's log after ``last`` and apply them until ``before`` is next in line.
 
-        False if one of them stalled (the rest wait for its retry).
+        A page is applied as a batch where it can be, also past ``before``:
+        a consumer that finds a gap is usually behind by more than one event.
+        False if an event stalled (the rest wait for its retry).
         """
         while last + 1 < before:
-            page = self.fetch_since(upstream, last, min(before - last - 1, GAP_PAGE)) if self.fetch_since else []
-            missing = [event for event in map(as_envelope, page) if last < event.position < before]
-            if not missing or missing[0].position != last + 1:
+            page = [as_envelope(event) for event in self.fetch_since(upstream, last, GAP_PAGE)] \
+                if self.fetch_since else []
+            if not page or page[0].position != last + 1:
                 raise ConsumerGap(f"{self.consumer.name} has applied {upstream} up to {last} and got "
                                   f"{before}, but the producer did not supply {last + 1}")
-            for event in missing:
+            for event in self._apply_next_in_line(upstream, page, Counter()) or ():
                 reason = self._refused(upstream, event)
                 if reason is not None:
                     raise ConsumerGap(f"{self.consumer.name} could not fill the {upstream} gap: the event "
@@ -307,7 +344,16 @@ class ConsumerRunner:
         return self._stall(upstream, envelope, error, attempts)
 
     def _apply_tracked(self, upstream: str, envelope: Envelope) -> str:
-        """Advance tracking and apply in one transaction: both happen or neither."""
+        """Advance tracking and apply in one transaction: both happen or neither.
+
+        A reaction's effect (``Consumer.act``) runs first, outside the
+        transaction; it is idempotent, so a retry or a crash before the
+        tracking commits only repeats what is already done.
+        """
+        try:
+            self.consumer.act(envelope)
+        except Exception as error:
+            raise _ApplyFailed() from error
         with write_transaction(self.engine) as connection, connection.begin():
             if not self._advance(connection, upstream, envelope):
                 return "duplicate"
@@ -321,6 +367,7 @@ class ConsumerRunner:
     def _note_applied(self, upstream: str, envelope: Envelope) -> None:
         """Remember when the last event of ``upstream`` was recorded and applied (for ``health()``)."""
         self.last_applied[upstream] = (envelope.recorded_at, time.time())
+        self._applied_through[upstream] = max(self._applied_through.get(upstream, 0), envelope.position)
 
     def _dead_letter(self, upstream: str, envelope: Envelope, error: BaseException) -> str:
         """Park the event and move past it in one transaction, so the stream goes on."""
@@ -446,6 +493,7 @@ class ConsumerRunner:
                 repaired = not (equal and same_chain) and refused is None
                 if repaired:
                     self._replace_with(scratch, positions)
+                    self._applied_through.clear()  # a replaced upstream log may be shorter
                     log.warning("%s differed from its rebuild (%s) and was repaired", self.consumer.name,
                                 "its rows" if not equal else "the upstream hash chain")
                 if refused is None:

@@ -16,13 +16,25 @@ A consumer says which events it takes by decorating a method per event
 type with ``@handles(upstream, event_type)``; its ``upstreams`` follow from
 those, and so do the broker subscriptions of the service that runs it.
 Events of other types still move its tracking, so positions stay contiguous.
+A consumer that takes every event of every service (the audit ledger) sets
+``every_service_but`` to its own service's name instead: its upstreams are
+then every other service ``shared.discovery`` finds, and ``apply`` gets
+every event.
+
+A reaction whose effect is a command on its own service's log (schedule a
+callback, file a linked complaint) marks that method ``@acts_on(upstream,
+event_type)`` instead: the runner calls it *before* the transaction that
+moves its tracking, with no connection, because an append takes the
+database's write lock that the tracking transaction holds. The effect is
+therefore at least once, and made exactly once by a command id derived from
+the event id (``shared.commands.ReactionCommands``).
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from sqlalchemy import MetaData, Table
 from sqlalchemy.engine import Connection
@@ -44,6 +56,26 @@ def handles(upstream: str, *event_types: str) -> Callable[[Handler], Handler]:
     def mark(method: Handler) -> Handler:
         method.handled_events = (*getattr(method, "handled_events", ()),
                                  *((upstream, event_type) for event_type in event_types))
+        return method
+
+    return mark
+
+
+def every_other_service(own: str) -> tuple[str, ...]:
+    """Every service ``shared.discovery`` finds (installed and extra), but ``own``, in name order."""
+    from shared.discovery import discovered_services  # discovery reads entry points: only when asked
+
+    return tuple(sorted(set(discovered_services()) - {own}))
+
+
+def acts_on(upstream: str, *event_types: str) -> Callable[[Callable[[Any, Envelope], None]], Callable]:
+    """Mark a reaction method as the effect of these event types, run before the tracking transaction."""
+    if not event_types:
+        raise ValueError("name at least one event type")
+
+    def mark(method: Callable[[Any, Envelope], None]) -> Callable:
+        method.acted_events = (*getattr(method, "acted_events", ()),
+                               *((upstream, event_type) for event_type in event_types))
         return method
 
     return mark
@@ -71,31 +103,58 @@ class Consumer(abc.ABC):
 
     name: ClassVar[str]
     upstreams: ClassVar[tuple[str, ...]] = ()
+    every_service_but: ClassVar[str | None] = None  # set: follow every other discovered service, every type
+    catch_up_batch: ClassVar[int] = 200  # events per transaction, and per signature checked, when catching up
     rebuildable: ClassVar[bool]
     _handlers: ClassVar[dict[tuple[str, str], str]] = {}
+    _effects: ClassVar[dict[tuple[str, str], str]] = {}
 
     def __init__(self, keys: KeyRing):
         self.keys = keys
+        self.log: Any = None  # the service's EventLog, once ``bind`` gave it (effects run commands on it)
+
+    def bind(self, log: Any) -> None:
+        """Called by the service's ``EventLog`` once it is set up: effects run their commands on it."""
+        self.log = log
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        handlers = dict(cls._handlers)
+        handlers, effects = dict(cls._handlers), dict(cls._effects)
         for attribute, value in vars(cls).items():
             for event in getattr(value, "handled_events", ()):
                 handlers[event] = attribute
-        cls._handlers = handlers
-        cls.upstreams = tuple(sorted({upstream for upstream, _type in handlers}))
+            for event in getattr(value, "acted_events", ()):
+                effects[event] = attribute
+        if effects and getattr(cls, "rebuildable", False):
+            raise TypeError(f"{cls.__name__} is a projection: a rebuild replays it, so it may have no effects "
+                            "(@acts_on); make the effect a Reaction")
+        cls._handlers, cls._effects = handlers, effects
+        if cls.every_service_but is not None:
+            cls.upstreams = every_other_service(cls.every_service_but)
+        else:
+            cls.upstreams = tuple(sorted({upstream for upstream, _type in (*handlers, *effects)}))
 
     @classmethod
     def handled_events(cls) -> frozenset[tuple[str, str]]:
         """``(upstream, event type)`` pairs this consumer applies."""
-        return frozenset(cls._handlers)
+        return frozenset(cls._handlers) | frozenset(cls._effects)
+
+    def act(self, envelope: Envelope) -> None:
+        """Run the effect of one event, if the consumer has one for it (before its tracking transaction)."""
+        method = self._effects.get((envelope.service, envelope.type))
+        if method is not None:
+            getattr(self, method)(envelope)
 
     def apply(self, connection: Connection, envelope: Envelope) -> None:
         """Apply one event by its producer and type; events it does not take are ignored."""
         method = self._handlers.get((envelope.service, envelope.type))
         if method is not None:
             getattr(self, method)(connection, envelope)
+
+    def apply_batch(self, connection: Connection, envelopes: Sequence[Envelope]) -> None:
+        """Apply a contiguous, checked batch of one upstream in one transaction; a consumer may do it in bulk."""
+        for envelope in envelopes:
+            self.apply(connection, envelope)
 
     @abc.abstractmethod
     def may_park(self, envelope: Envelope) -> bool:

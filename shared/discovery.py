@@ -44,13 +44,21 @@ class ServiceSpec:
     ``service_class`` is the nameko service (``module:Class``), ``cli`` its
     typer app mounted as ``crm <name>`` (``module:attr``, optional) and
     ``contracts`` the module defining its ``EVENT_SCHEMAS`` and
-    ``RPC_SCHEMAS`` (optional). Nothing is imported until asked for.
+    ``RPC_SCHEMAS`` (optional). ``customer_record`` names the
+    ``AggregateKind`` of the service that keeps the customer file (its
+    stream and its fold), so the audit rebuilds a customer's record as of
+    any time with the very fold that service uses. ``bench`` names the
+    function ``crm bench`` runs for the service's own figures
+    (``(directory, sizes, phase) -> figures``). Nothing is imported until
+    asked for.
     """
 
     name: str
     service_class: str
     cli: str | None = None
     contracts: str | None = None
+    customer_record: str | None = None
+    bench: str | None = None
 
     def load_class(self) -> type:
         return import_object(self.service_class)
@@ -61,6 +69,13 @@ class ServiceSpec:
 
     def load_contracts(self) -> ModuleType | None:
         return None if self.contracts is None else importlib.import_module(self.contracts)
+
+    def load_bench(self) -> Any | None:
+        return None if self.bench is None else import_object(self.bench)
+
+    def load_customer_record(self) -> Any | None:
+        """The ``AggregateKind`` ``customer_record`` names, or ``None`` for a service that keeps no customer file."""
+        return None if self.customer_record is None else import_object(self.customer_record)
 
 
 def import_object(path: str) -> Any:

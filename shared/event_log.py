@@ -109,6 +109,8 @@ class EventLog(DependencyProvider):
         check = EventCheck(self.service_keys, own_service=service)
         self.runners = [ConsumerRunner(self.store.engine, consumer(self.keys), self.fetch_upstream, check=check)
                         for consumer in self.consumer_classes]
+        for runner in self.runners:
+            runner.consumer.bind(self)
         self.dead_letters = DeadLetters(self.store.engine)
         self.erasure_scrub = ScrubAfterErasures(self.store.engine, self.runners)
         self.relay = Relay(self.store, self.settings.amqp_uri,
@@ -194,17 +196,25 @@ class EventLog(DependencyProvider):
             if upstream in runner.consumer.upstreams:
                 runner.refuse(upstream, event_id, reason)
 
-    def pull_upstreams(self, only_behind: bool = False) -> None:
+    def pull_upstreams(self, only_behind: bool = False) -> dict[str, str]:
         """Ask each producer for what we have not seen yet (events published while we were away).
 
         With ``only_behind``, an upstream whose head was just asked for is
-        pulled only by the consumers behind it (the sweep's way).
+        pulled only by the consumers behind it (the sweep's way). A producer
+        that cannot be reached is logged and skipped, so it holds back no
+        other's events; the answer names each one and why.
         """
+        unreachable: dict[str, str] = {}
         for runner in self.runners:
-            for upstream in set(runner.consumer.upstreams) - {self.store.service}:
+            for upstream in sorted(set(runner.consumer.upstreams) - {self.store.service}):
                 head = self.upstream_heads.get(upstream)
                 if not only_behind or head is None or runner.position(upstream) < head[0]:
-                    self._pull(runner, upstream)
+                    try:
+                        self._pull(runner, upstream)
+                    except Exception as error:  # one producer away must not keep the others' events back
+                        log.warning("could not pull %s's events: %s", upstream, error)
+                        unreachable[upstream] = describe(error)
+        return unreachable
 
     def _pull(self, runner: ConsumerRunner, upstream: str) -> None:
         while events := self.fetch_upstream(upstream, runner.position(upstream), UPSTREAM_PAGE):
@@ -218,15 +228,22 @@ class EventLog(DependencyProvider):
             try:
                 self.probe_upstream_heads()
                 self.pull_upstreams(only_behind=True)
-            except Exception as error:  # the producer may be down: try again at the next sweep
-                log.warning("could not reach an upstream: %s", error)
+            except Exception as error:  # e.g. our own database: try again at the next sweep
+                log.warning("the upstream sweep failed: %s", describe(error))
             self._stop.wait(UPSTREAM_SWEEP_SECONDS)
 
-    def probe_upstream_heads(self) -> None:
-        """Ask each upstream for its head, so lag counts events not delivered yet."""
+    def probe_upstream_heads(self) -> dict[str, str]:
+        """Ask each upstream for its head, so lag counts events not delivered yet; answers those not reached."""
+        unreachable: dict[str, str] = {}
         for upstream in sorted(self.upstreams()):
-            answer = self.fetch_upstream.client.call(upstream, "log_head")
+            try:
+                answer = self.fetch_upstream.client.call(upstream, "log_head")
+            except Exception as error:  # one producer away must not hide the others' heads
+                log.warning("could not ask %s for its head: %s", upstream, error)
+                unreachable[upstream] = describe(error)
+                continue
             self.upstream_heads[upstream] = (answer["position"], answer["recorded_at"])
+        return unreachable
 
     def health(self) -> dict[str, Any]:
         own = self.store.service

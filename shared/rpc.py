@@ -34,11 +34,9 @@ import sys
 import time
 from typing import Any
 
-from amqp.exceptions import AMQPError
-from kombu.exceptions import KombuError
 from nameko.rpc import Rpc
 
-from shared.broker import ReconnectingRpcConsumer
+from shared.broker import CONNECTION_LOST, ReconnectingRpcConsumer
 from shared.errors import DeadlineExceeded
 
 log = logging.getLogger(__name__)
@@ -75,7 +73,7 @@ class Request(Rpc):
         """Reply and acknowledge; if the broker is away, leave the request to be delivered again."""
         try:
             return self.rpc_consumer.handle_result(message, result, exc_info)
-        except (OSError, KombuError, AMQPError) as error:
+        except CONNECTION_LOST as error:
             log.warning("could not answer %s.%s, the broker is away (%s); the request will be delivered "
                         "again", self.container.service_name, self.method_name, error)
             return result, exc_info

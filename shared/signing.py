@@ -44,6 +44,17 @@ class EventSigner:
         """The base64 signature of the hex ``event_hash``."""
         return base64_text(self._sign(SIGNED_PREFIX + bytes.fromhex(event_hash)))
 
+    def sign_text(self, text: str) -> bytes:
+        """The raw signature of a UTF-8 text such as a signed note (the audit's checkpoints and exports).
+
+        Such a text is never ``SIGNED_PREFIX`` plus 32 bytes, so it can never
+        pass for an event's signature, nor an event's for it.
+        """
+        message = text.encode()
+        if message.startswith(SIGNED_PREFIX):
+            raise ValueError("a text to sign must not look like an event hash")
+        return self._sign(message)
+
 
 class ServiceKeys:
     """Every service's accepted public keys: more than one for a service while its key is rotated."""

@@ -16,17 +16,16 @@ import logging
 import threading
 from typing import Any
 
-from amqp.exceptions import AMQPError
-from kombu.exceptions import KombuError
 from nameko.exceptions import RpcTimeout
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from shared.auth import CONTEXT_KEY
+from shared.broker import CONNECTION_LOST
 
 log = logging.getLogger(__name__)
 
 CALL_TIMEOUT_SECONDS = 10.0
-_BROKEN = (OSError, KombuError, AMQPError, RpcTimeout)
+_BROKEN = (*CONNECTION_LOST, RpcTimeout)
 
 
 class UpstreamClient:

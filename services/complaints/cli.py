@@ -26,7 +26,7 @@ SHOW_FIELDS = ("complaint_id", "status", "escalation_level", "priority", "catego
                "customer_id", "assignee", "summary", "description", "resolution", "first_reply_due",
                "next_reply_due", "resolution_due", "sla", "waiting_on_customer_since", "breaches", "filed_at",
                "resolved_at", "closed_at", "close_reason", "reopen_count", "satisfied", "score",
-               "related_complaint_id", "allowed_actions", "version")
+               "related_complaint_id", "callback_id", "allowed_actions", "version")
 HISTORY_COLUMNS = [("at", "at"), ("type", "event"), ("who", "by"), ("note", "note"), ("text", "text")]
 
 

@@ -15,10 +15,11 @@ escalations, the confirmation reminder and the automatic close.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Iterable
 
 from services.complaints import sla
+from shared.clock import iso, parse  # noqa: F401 - the log's time text, used here and by importers
 from shared.errors import Conflict, NotFound
 from shared.eventstore.envelope import Envelope, NewEvent
 from shared.working_calendar import WorkingCalendar
@@ -48,19 +49,8 @@ def access_stream_of(complaint_id: str) -> str:
 
 # -- time ---------------------------------------------------------------------------
 
-def iso(moment: datetime) -> str:
-    """UTC text with microseconds and ``Z``, the log's own format (sorts as text)."""
-    if moment.tzinfo is None:
-        raise ValueError(f"time must be timezone-aware, got {moment!r}")
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def iso_or_none(moment: datetime | None) -> str | None:
     return None if moment is None else iso(moment)
-
-
-def parse(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
 
 
 # -- rules -----------------------------------------------------------------------------
@@ -90,6 +80,7 @@ class Complaint:
     urgency: str | None = None
     priority: str | None = None
     related_complaint_id: str | None = None
+    callback_id: str | None = None  # the callback whose issue this complaint was filed for
     assignee: str | None = None
     escalation_level: int = 0
     filed_at: str | None = None
@@ -173,7 +164,8 @@ def evolve(state: Complaint, event_type: str, data: dict[str, Any], version: int
     if event_type == "ComplaintFiled":
         return replace(state, customer_id=data["customer_id"], channel=data["channel"], category=data["category"],
                        urgency=data["urgency"], priority=data["priority"],
-                       related_complaint_id=data["related_complaint_id"], filed_at=at, clock_started_at=at)
+                       related_complaint_id=data["related_complaint_id"], callback_id=data.get("callback_id"),
+                       filed_at=at, clock_started_at=at)
     if event_type == "ComplaintClassified":
         return replace(state, category=data["category"], priority=data["priority"])
     if event_type == "ComplaintAssigned":
@@ -230,6 +222,7 @@ def decide_file(complaint_id: str, command: dict[str, Any], now: datetime, rules
                    channel=command["channel"], category=command["category"], urgency=command["urgency"],
                    priority=priority, summary=command["summary"], description=command["description"],
                    related_complaint_id=command.get("related_complaint_id"),
+                   **({"callback_id": command["callback_id"]} if command.get("callback_id") else {}),
                    first_reply_due=iso_or_none(due["first_reply_due"]),
                    resolution_due=iso_or_none(due["resolution_due"]))]
 

@@ -21,6 +21,7 @@ from shared.rpc import rpc
 from contracts import complaints as contract
 from services.complaints import domain, views
 from services.complaints.aggregate import COMPLAINT, filed_answer
+from services.complaints.callback_issues import FileComplaintForCallbackIssue
 from services.complaints.known_customers import KnownCustomers, customer_status
 from services.complaints.projection import ComplaintList
 from services.complaints.rules import DEFAULT_TIMER_SECONDS, TIMER_SECONDS_KEY, ComplaintRules
@@ -51,7 +52,8 @@ class ComplaintsService(LogEndpoints):
     auth = Authorization()
     sla = ComplaintRules()
     clock = Clock()
-    log = EventLog(consumers=[KnownCustomers, ComplaintList, DestroyDataKeyOnErasure], migrations=MIGRATIONS)
+    log = EventLog(consumers=[KnownCustomers, ComplaintList, DestroyDataKeyOnErasure, FileComplaintForCallbackIssue],
+                   migrations=MIGRATIONS)
     complaints = Repository(COMPLAINT)
 
     # -- commands --------------------------------------------------------------

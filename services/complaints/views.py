@@ -78,6 +78,7 @@ def complaint_view(keys: KeyRing, state: domain.Complaint, envelopes: list[Envel
         "status": state.status, "escalation_level": state.escalation_level, "priority": state.priority,
         "category": state.category, "urgency": state.urgency, "channel": state.channel,
         "assignee": state.assignee, "related_complaint_id": state.related_complaint_id,
+        "callback_id": state.callback_id,
         "summary": texts.get("summary"), "description": texts.get("description"), "resolution": resolution,
         "texts_shown": show_texts,
         **domain.due_times(state, rules),

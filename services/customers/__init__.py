@@ -7,4 +7,5 @@ SERVICE = ServiceSpec(
     service_class="services.customers.service:CustomersService",
     cli="services.customers.cli:app",
     contracts="contracts.customers",
+    customer_record="services.customers.aggregate:CUSTOMER",
 )

@@ -26,7 +26,7 @@ class ProgressPhases:
 def bench(
     ctx: typer.Context,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
-    quick: Annotated[bool, typer.Option("--quick", help="Far fewer commands and samples (about 30 s).")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Far fewer commands and samples (about a minute).")] = False,
     postgres_url: Annotated[str, typer.Option(
         "--postgres-url", envvar="CRM_BENCH_POSTGRES_URL",
         help="PostgreSQL server to bench on; a throwaway database crm_bench_<uuid> is created there and dropped."),

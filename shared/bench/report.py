@@ -43,6 +43,11 @@ FIGURES = (
     Figure("complaint_file_to_visible_ms_p99", "file → visible in list(), p99", "ms", 1),
     Figure("customer_to_complaints_ms_p50", "register → known to complaints, p50", "ms", 1),
     Figure("customer_to_complaints_ms_p99", "register → known to complaints, p99", "ms", 1),
+    Figure("callback_attempts_per_s", "callback attempts recorded (record_attempt) RPC", "calls/s"),
+    Figure("callback_attempts_vs_noop", "callback attempts / no-op (same part)", "×", 2, 0.5),
+    Figure("complaint_resolved_to_callback_due_ms_p50", "resolve → satisfaction callback in list_due(), p50", "ms", 1),
+    Figure("complaint_resolved_to_callback_due_ms_p99", "resolve → satisfaction callback in list_due(), p99 "
+                                                        "(target < 100)", "ms", 1),
     Figure("campaign_customers", "campaign run: customers greeted", "customers"),
     Figure("campaign_send_per_s", "campaign run, file sink, customers service included", "messages/s", 0, 10_000),
     Figure("campaign_run_s", "campaign run: trigger → completed", "s", 2),
@@ -51,6 +56,16 @@ FIGURES = (
     Figure("campaign_rerun_ratio", "second run / first run (should stay under 0.1)", "×", 3),
     Figure("catch_up_after_consumer_restart_s", "complaints restarted → caught up on 1,000 events", "s", 2),
     Figure("catch_up_after_broker_restart_s", "broker back → both answer, complaints caught up", "s", 2),
+    Figure("audit_ingest_events_per_s", "audit ledger ingest, every event checked, SQLite", "events/s", 0, 10_000),
+    Figure("audit_replay_events_per_s", "audit ledger replay from the store, SQLite", "events/s", 0, 100_000),
+    Figure("audit_verify_events_per_s", "audit ledger verify (source and ledger chains), SQLite", "events/s", 0,
+           150_000),
+    Figure("audit_ledger_entries", "audit ledger size for replay, verify and proofs", "entries"),
+    Figure("audit_checkpoint_ms", "audit signed checkpoint", "ms", 2),
+    Figure("audit_inclusion_proof_ms", "audit inclusion proof", "ms", 2),
+    Figure("audit_consistency_proof_ms", "audit consistency proof", "ms", 2),
+    Figure("audit_rss_mb_at_tenth", "RSS with a tenth of the audit ledger built", "MB", 1),
+    Figure("audit_rss_mb_at_full", "RSS with the whole audit ledger built", "MB", 1),
 )
 
 

@@ -1,6 +1,6 @@
 """Run the bench's parts in order and gather one result.
 
-Each part (SQLite store, PostgreSQL store, RPC) runs on throwaway resources
+Each part (SQLite store, PostgreSQL store, RPC, a service's own figures) runs on throwaway resources
 and cleans up after itself, also on errors and Ctrl-C. A part that fails
 leaves its figures null and its error in the result; the others still run.
 """
@@ -19,6 +19,7 @@ from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
 from shared.bench import peer_figures
+from shared.bench.callbacks import callbacks_figures
 from shared.bench.campaigns import campaigns_figures
 from shared.bench.complaints import complaints_figures
 from shared.bench.recovery import recovery_figures
@@ -28,8 +29,9 @@ from shared.bench.scratch import DEFAULT_POSTGRES_URL, throwaway_postgres, throw
 from shared.bench.store_figures import BenchError, Phase, postgres_store_figures, sqlite_store_figures
 from shared.bench.workload import DEFAULT, QUICK, Sizes
 from shared.config import DEFAULT_AMQP_URI
+from shared.discovery import service_spec
 
-PARTS = ("sqlite", "postgres", "rpc", "complaints", "campaigns", "recovery")
+PARTS = ("sqlite", "postgres", "rpc", "complaints", "callbacks", "campaigns", "recovery", "audit")
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,11 @@ class _Run:
             directory.mkdir()
             self.measured.update(complaints_figures(amqp_uri, directory, self.options.chosen_sizes, self.phase))
 
+    def callbacks(self) -> None:
+        with throwaway_vhost(self.options.amqp_uri) as (amqp_uri, _shared_broker):
+            directory = self.workdir / "callbacks"
+            directory.mkdir()
+            self.measured.update(callbacks_figures(amqp_uri, directory, self.options.chosen_sizes, self.phase))
     def campaigns(self) -> None:
         with throwaway_vhost(self.options.amqp_uri) as (amqp_uri, _shared_broker):
             directory = self.workdir / "campaigns"
@@ -124,6 +131,14 @@ class _Run:
             directory = self.workdir / "recovery"
             directory.mkdir()
             self.measured.update(recovery_figures(amqp_uri, vhost, directory, self.phase))
+
+
+    def audit(self) -> None:
+        """The audit service's own figures (``ServiceSpec.bench``): ledger ingest, replay, verify, proofs."""
+        figures = service_spec("audit").load_bench()
+        directory = self.workdir / "audit"
+        directory.mkdir()
+        self.measured.update(figures(directory, self.options.chosen_sizes, self.phase))
 
 
 def run_bench(options: Options, phase: Phase = silent_phase) -> dict[str, Any]:

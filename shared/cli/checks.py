@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 import typer
 
 from shared.cli.rpc import redact, stand_in_secrets
+from shared.config import owner_url_key
 from shared.discovery import ServiceSpec
 from shared.token_keys import PRIVATE_KEY_SETTING, PUBLIC_KEY_SETTING
 
@@ -213,6 +214,53 @@ def check_service_code(spec: ServiceSpec) -> Check:
                      f"{spec.service_class} does not import: {type(error).__name__}: {error}",
                      "install the project (pip install -e '.[dev]') and fix the import error above")
     return Check(f"{spec.name} code", "ok", spec.service_class)
+
+
+def check_schema(spec: ServiceSpec, url: str) -> Check:
+    """Is the service's database at the head of every migration history its code carries?
+
+    Behind is fine where the service's role may migrate (it does so as it
+    starts); behind under a restricted role, or at a revision this code does
+    not know (a newer release migrated it), keeps the service from starting.
+    """
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+    from sqlalchemy.engine import make_url
+
+    from shared.database_roles import may_migrate
+    from shared.eventstore.engine import database_engine
+    from shared.service_migration import histories_of
+
+    name = f"{spec.name} schema"
+    database = make_url(url).database or ""
+    if url.startswith("sqlite") and not Path(database).exists():
+        return Check(name, "ok", f"{database} does not exist yet: the service creates it at head as it starts")
+    engine = database_engine(url)
+    try:
+        with engine.connect() as connection:
+            positions = [(history, history.current(connection)) for history in histories_of(spec.load_class())]
+            migrates_itself = may_migrate(connection)
+    finally:
+        engine.dispose()
+    behind = []
+    for history, current in positions:
+        if current is None:
+            behind.append(f"{history.version_table} not started")
+            continue
+        try:
+            ScriptDirectory(str(history.location)).get_revision(current)
+        except CommandError:
+            return Check(name, "fail", f"{history.version_table} is at revision {current}, which this code does "
+                                       f"not know: a newer CareCRM migrated the database",
+                         "install the release that migrated it, or restore a backup taken before")
+        if current != history.head():
+            behind.append(f"{history.version_table} at {current}, head {history.head()}")
+    if not behind:
+        return Check(name, "ok", "at head of " + ", ".join(history.version_table for history, _ in positions))
+    if migrates_itself:
+        return Check(name, "note", f"behind ({'; '.join(behind)}): the service migrates it as it starts")
+    return Check(name, "fail", f"behind ({'; '.join(behind)}) and the service's role may not migrate it",
+                 f"run crm migrate {spec.name} with {owner_url_key(spec.name)} set to the owner's URL")
 
 
 def check_service_cli(spec: ServiceSpec) -> Check:

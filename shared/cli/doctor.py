@@ -15,7 +15,7 @@ from rich.text import Text
 
 from shared.cli import rpc
 from shared.cli.checks import (Check, check_broker, check_data_dir, check_database, check_management, check_python,
-                               check_secrets, check_service_cli, check_service_code)
+                               check_schema, check_secrets, check_service_cli, check_service_code)
 from shared.cli.rpc import out_console, print_json, redact
 from shared.config import load_settings, read_config_file
 from shared.discovery import EXTRA_SERVICES_ENV, discovered_services
@@ -53,10 +53,14 @@ def run_checks(config_path: Path | None = None) -> list[Check]:
     checks.append(broker)
     checks.append(check_management(settings.amqp_uri))
     services = list(dict.fromkeys([*discovered, *settings.database_urls]))
-    checks.extend(check_database(service, settings.database_url(service)) for service in services)
+    stores = {service: check_database(service, settings.database_url(service)) for service in services}
+    checks.extend(stores.values())
     for spec in discovered.values():
-        checks.append(check_service_code(spec))
+        code = check_service_code(spec)
+        checks.append(code)
         checks.append(check_service_cli(spec))
+        if code.status == "ok" and stores[spec.name].status == "ok":
+            checks.append(check_schema(spec, settings.database_url(spec.name)))
     return checks
 
 

@@ -191,6 +191,7 @@ def rpc_call(service: str, method: str, *args: Any, **kwargs: Any) -> Any:
     from nameko.standalone.rpc import ClusterRpcProxy
 
     from contracts.catalogue import with_command_id
+    from shared.broker import CONNECTION_LOST
     from shared.rpc import DEADLINE_KEY, deadline_after
 
     token = state.token
@@ -210,16 +211,9 @@ def rpc_call(service: str, method: str, *args: Any, **kwargs: Any) -> Any:
         fail(f"{service}.{method} did not answer within {state.timeout:g}s: "
              f"is the service running and healthy? (crm up, crm health {service})")
     except Exception as error:  # noqa: BLE001 - any transport failure is reported the same way
-        if _is_connection_error(error):
+        if isinstance(error, CONNECTION_LOST):
             fail(f"cannot reach RabbitMQ at {redact(amqp_uri)}: {error}; run `crm doctor`")
         raise
-
-
-def _is_connection_error(error: BaseException) -> bool:
-    import amqp.exceptions
-    import kombu.exceptions
-
-    return isinstance(error, (OSError, kombu.exceptions.KombuError, amqp.exceptions.AMQPError))
 
 
 # -- output ------------------------------------------------------------------

@@ -57,3 +57,10 @@ def queues(vhost: str) -> list[str]:
     response = requests.get(f"{_API}/queues/{vhost}", auth=_AUTH, timeout=10)
     response.raise_for_status()
     return [queue["name"] for queue in response.json()]
+
+
+def messages_in(vhost: str, queue: str) -> int:
+    """Messages in ``queue``, ready or delivered and not yet acknowledged."""
+    response = requests.get(f"{_API}/queues/{vhost}/{quote(queue, safe='')}", auth=_AUTH, timeout=10)
+    response.raise_for_status()
+    return response.json().get("messages", 0)

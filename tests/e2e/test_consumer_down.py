@@ -1,18 +1,21 @@
 """A consumer that was down while its upstream wrote 5,000 events catches up within seconds.
 
-complaints stops; customers goes on registering; complaints starts again
-and must know every customer, without applying any event twice.
+complaints stops (every replica of it); customers goes on registering;
+complaints starts again and must know every customer, without applying any
+event twice. Once with one replica of each service on SQLite, once with
+two of each on PostgreSQL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import eventlet
 
 from services.complaints.service import ComplaintsService
 from services.customers.service import CustomersService
-from tests.support import rpc_as, running, service_config, wait_for
+from tests.support import rpc_as, running, wait_for
 
 EVENTS = 5000
 WRITERS = 10
@@ -31,9 +34,11 @@ def register_many(config, count: int) -> None:
     pool.waitall()
 
 
-def test_a_consumer_catches_up_on_5000_events_written_while_it_was_down(fault_vhost, tmp_path):
-    config = service_config(tmp_path, fault_vhost)  # SQLite stores in tmp_path
-    with running(CustomersService, config):
+def test_a_consumer_catches_up_on_5000_events_written_while_it_was_down(fault_vhost, deployment):
+    config, replicas = deployment(fault_vhost)
+    with contextlib.ExitStack() as customers:
+        for _replica in range(replicas):
+            customers.enter_context(running(CustomersService, config))
         with running(ComplaintsService, config):
             pass  # declares complaints' durable queue, then stops
         register_many(config, EVENTS)
@@ -42,7 +47,9 @@ def test_a_consumer_catches_up_on_5000_events_written_while_it_was_down(fault_vh
             wait_for(lambda: proxy.customers.health()["relay_backlog"] == 0, timeout=60,
                      what="every event to be published")
         started = time.monotonic()
-        with running(ComplaintsService, config), rpc_as(config, "admin") as proxy:
+        with contextlib.ExitStack() as complaints, rpc_as(config, "admin") as proxy:
+            for _replica in range(replicas):
+                complaints.enter_context(running(ComplaintsService, config))
             known = lambda: proxy.complaints.health()["projections"]["complaints.customers"]["positions"]  # noqa: E731
             wait_for(lambda: known()["customers"] >= head, timeout=CATCH_UP_SECONDS,
                      what="complaints to apply every customers event")

@@ -14,11 +14,10 @@ import pytest
 
 from shared.discovery import service_spec
 from shared.processes import ServiceProcess, stop_processes, write_service_config
-from tests.e2e.load import Agents, answers, assert_each_registration_ran_once
-from tests.support import rpc_as, service_config, wait_for
+from tests.e2e.load import Agents, answers, assert_each_registration_ran_once, assert_settled
+from tests.support import service_config, wait_for
 
 START_SECONDS = 60
-CATCH_UP_SECONDS = 5
 
 
 @pytest.fixture
@@ -53,16 +52,7 @@ def test_kill_9_under_load_loses_nothing_and_runs_nothing_twice(services, victim
     wait_for(lambda: len(agents.acknowledged) >= acknowledged + 30, timeout=30, what="the load to go on")
     agents.stop()
 
-    with rpc_as(config, "admin") as proxy:
-        head = proxy.customers.health()["log_position"]
-        started = time.monotonic()
-        wait_for(lambda: proxy.complaints.health()["projections"]["complaints.customers"]["positions"]
-                 ["customers"] >= head, timeout=CATCH_UP_SECONDS, what="complaints to catch up")
-        caught_up = time.monotonic() - started
-        assert proxy.customers.health()["relay_backlog"] == 0
-        assert all(report["equal"] for report in proxy.complaints.rebuild_projections())
-        assert all(report["equal"] for report in proxy.customers.rebuild_projections())
-        assert proxy.customers.verify_log()["ok"] and proxy.complaints.verify_log()["ok"]
+    caught_up = assert_settled(config)
     assert_each_registration_ran_once(config, agents)
     print(f"\n{victim} answered {back_after:.2f} s after kill -9; complaints caught up in {caught_up:.2f} s; "
           f"{len(agents.acknowledged)} registrations acknowledged, {len(agents.failed)} failed")

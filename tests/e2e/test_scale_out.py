@@ -18,8 +18,8 @@ from shared.event_log import EventLog
 from shared.eventstore.tables import leases
 from shared.metrics import Metrics
 from shared.timers import LeasedTimer
-from tests.e2e.load import Agents, assert_each_registration_ran_once
-from tests.support import rpc_as, running, service_config, wait_for
+from tests.e2e.load import Agents, assert_each_registration_ran_once, assert_settled
+from tests.support import running, service_config, wait_for
 
 
 def registers_served(container) -> float:
@@ -61,12 +61,6 @@ def test_two_replicas_share_the_work_and_survive_losing_one(fault_vhost, tmp_pat
         wait_for(lambda: len(agents.acknowledged) >= acknowledged + 30, timeout=30, what="the load to go on")
         agents.stop()
 
-        with rpc_as(config, "admin") as proxy:
-            head = proxy.customers.health()["log_position"]
-            wait_for(lambda: proxy.customers.health()["relay_backlog"] == 0, what="the relay's backlog to drain")
-            wait_for(lambda: proxy.complaints.health()["projections"]["complaints.customers"]["positions"]
-                     ["customers"] >= head, timeout=30, what="complaints to know every customer")
-            assert all(report["equal"] for report in proxy.complaints.rebuild_projections())
-            assert proxy.customers.verify_log()["ok"] and proxy.complaints.verify_log()["ok"]
+        assert_settled(config)
         assert lease_holders(customers_url)["customers.relay"] == relay_owner(customers[1])
         assert_each_registration_ran_once(config, agents)

@@ -1,4 +1,4 @@
-"""``crm bench``'s service parts on the real broker: the RPC and complaint figures are measured.
+"""``crm bench``'s service parts on the real broker: the RPC, complaint and callback figures are measured.
 
 The sizes are tiny, so the figures only have to be there and make sense,
 not to be fast; a private virtual host keeps the bench's services apart.
@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from shared.bench.callbacks import callbacks_figures
 from shared.bench.campaigns import campaigns_figures
 from shared.bench.complaints import complaints_figures
 from shared.bench.recovery import recovery_figures
@@ -50,6 +51,14 @@ def test_complaints_part_measures_commands_and_latency_across_services(bench_amq
     assert dict(phases.done) == phases.totals
 
 
+def test_callbacks_part_measures_attempts_beside_the_no_op_and_resolved_to_due_latency(bench_amqp_uri, tmp_path):
+    phases = RecordedPhases()
+    figures = callbacks_figures(bench_amqp_uri, tmp_path, TINY, phases)
+
+    assert figures["callback_attempts_per_s"] > 0 and figures["callback_noop_rpc_per_s"] > 0
+    assert figures["callback_attempts_vs_noop"] == figures["callback_attempts_per_s"] / figures["callback_noop_rpc_per_s"]
+    assert 0 < figures["complaint_resolved_to_callback_due_ms_p50"] <= figures["complaint_resolved_to_callback_due_ms_p99"]
+    assert figures["complaint_resolved_to_callback_due_samples"] == TINY.latency_samples
 def test_campaigns_part_runs_a_campaign_twice_and_reads_the_process_memory(bench_amqp_uri, tmp_path):
     phases = RecordedPhases()
     figures = campaigns_figures(bench_amqp_uri, tmp_path, replace(TINY, campaign_customers=300), phases)

@@ -26,10 +26,19 @@ HEADS = {history.version_table: history.head() for history in histories_of(Custo
 OWNER_URL = owner_url_key("customers")
 
 
-def crm_migrate(config, *names):
-    """``crm --json migrate`` with ``config`` as its environment (``None`` unsets a key)."""
+def crm_json(config, *args):
+    """``crm --json ARGS`` with ``config`` as its environment (``None`` unsets a key)."""
     env = {key: value for key, value in config.items() if isinstance(value, str) or value is None}
-    return CliRunner().invoke(app, ["--json", "migrate", *names], env=env)
+    return CliRunner().invoke(app, ["--json", *args], env=env)
+
+
+def crm_migrate(config, *names):
+    return crm_json(config, "migrate", *names)
+
+
+def crm_doctor(config) -> dict[str, dict[str, str]]:
+    """``crm doctor``'s findings by name."""
+    return {check["name"]: check for check in json.loads(crm_json(config, "doctor").output)["checks"]}
 
 
 @pytest.fixture
@@ -51,8 +60,13 @@ def test_the_service_refuses_to_start_until_the_owner_migrated_its_database(conf
     assert f"customers: role {SERVICE_ROLE} may not migrate database" in without_owner.output
     assert f"set {OWNER_URL}" in without_owner.output
 
+    doctor = crm_doctor(service_only)["customers schema"]
+    assert doctor["status"] == "fail" and "the service's role may not migrate it" in doctor["detail"]
+    assert doctor["fix"] == f"run crm migrate customers with {OWNER_URL} set to the owner's URL"
+
     migrated = crm_migrate(config, "customers")
     assert migrated.exit_code == 0, migrated.output
+    assert crm_doctor(service_only)["customers schema"]["status"] == "ok"
     [row] = json.loads(migrated.output)
     assert (row["service"], row["revisions"], row["granted_to"]) == ("customers", HEADS, SERVICE_ROLE)
     assert ":***@" in row["database"]  # the owner's password is not printed

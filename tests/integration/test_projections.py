@@ -23,7 +23,7 @@ from shared.eventstore.envelope import CommandContext, Envelope, NewEvent, conte
 from shared.eventstore.store import EventStore
 from shared.eventstore.tables import projection_tracking
 from shared.checksums import checksum
-from shared.consumer_runner import ConsumerGap, ConsumerRunner, UpstreamForked
+from shared.consumer_runner import GAP_PAGE, ConsumerGap, ConsumerRunner, UpstreamForked
 from shared.consumers import Projection, Reaction, handles
 from shared.signing import EventCheck, EventSigner, ServiceKeys
 from tests.postgres_roles import owner_url as owner_of
@@ -179,7 +179,7 @@ def test_gap_is_filled_from_the_producer_before_applying(engine, store):
     assert runner.handle("customers", events[0]) == "applied"
     assert runner.handle("customers", events[4]) == "applied"
 
-    assert fetch_since.calls == [("customers", 1, 3)]
+    assert fetch_since.calls == [("customers", 1, GAP_PAGE)]  # a page, not only the gap: it is likely behind
     assert runner.position("customers") == 5
     assert counts(engine) == {"c1": (3, "name 5"), "c0": (2, "name 4")}
     assert runner.handle("customers", events[2]) == "duplicate"
@@ -420,6 +420,28 @@ def test_replicas_sharing_postgresql_apply_each_event_once(postgres_url):
 
     assert replicas[1].position("customers") == 30
     assert counts(engines[1]) == {"c0": (10, "name 27"), "c1": (10, "name 28"), "c2": (10, "name 29")}
+    for engine in engines:
+        engine.dispose()
+
+
+def test_replicas_sharing_a_backlog_fill_gaps_a_page_at_a_time(postgres_url):
+    """Two replicas, each delivered every other event of a backlog, pull pages instead of one event per gap."""
+    engines = [create_store_engine(postgres_url) for _ in range(2)]
+    create_tables(postgres_url)
+    store = EventStore(engines[0], signer("customers"))
+    events = [append(store, f"c{n % 3}", name=f"name {n}") for n in range(1200)]
+    fetches = [fetch_from(store) for _ in engines]
+    replicas = [ConsumerRunner(engine, StreamCounts(), fetch_since=fetch) for engine, fetch in zip(engines, fetches)]
+
+    pool = eventlet.GreenPool(2)
+    for replica, delivered in zip(replicas, (events[0::2], events[1::2])):
+        pool.spawn_n(lambda replica, delivered: [replica.handle("customers", event) for event in delivered],
+                     replica, delivered)
+    wait_all(pool)
+
+    assert replicas[0].position("customers") == 1200
+    assert counts(engines[1]) == {"c0": (400, "name 1197"), "c1": (400, "name 1198"), "c2": (400, "name 1199")}
+    assert sum(len(fetch.calls) for fetch in fetches) <= 2 * (1200 // GAP_PAGE + 1)
     for engine in engines:
         engine.dispose()
 

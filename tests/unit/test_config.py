@@ -24,11 +24,11 @@ def test_config_wins_over_env_and_urls_default_to_sqlite_in_the_data_dir(tmp_pat
     settings = load_settings({"AMQP_URI": "amqp://a:b@broker:5672/", "CRM_DATA_DIR": str(tmp_path)},
                              environ={"AMQP_URI": "amqp://ignored/", "CRM_TOKEN_PUBLIC_KEY": PUBLIC_KEY, "CRM_MASTER_KEY": KEY,
                                       "CRM_COMPLAINTS_DATABASE_URL": "postgresql://db/complaints",
-                                      "CRM_AUDIT_DATABASE_URL": "postgresql://db/audit"})
+                                      "CRM_PROBE_DATABASE_URL": "postgresql://db/probe"})
     assert settings.amqp_uri == "amqp://a:b@broker:5672/"
     assert settings.database_url("customers") == f"sqlite:///{tmp_path / 'customers.db'}"
     assert settings.database_url("complaints") == "postgresql://db/complaints"
-    assert settings.database_url("audit") == f"sqlite:///{tmp_path / 'audit.db'}"  # not installed: not read
+    assert settings.database_url("probe") == f"sqlite:///{tmp_path / 'probe.db'}"  # not installed: not read
     assert settings.master_key == b"k" * 32
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.callbacks.service import CallbacksService
 from services.complaints.service import ComplaintsService
 from services.customers.service import CustomersService
 from shared.consumers import Projection, Reaction, handles
@@ -14,8 +15,12 @@ def subscriptions(service_cls) -> set[tuple[str, str]]:
     return {(entrypoint.source_service, entrypoint.event_type) for entrypoint in handler.nameko_entrypoints}
 
 
-def test_complaints_follows_the_customers_log_on_one_queue():
-    assert subscriptions(ComplaintsService) == {("customers", "#")}
+def test_complaints_follows_the_customers_and_callbacks_logs_one_queue_each():
+    assert subscriptions(ComplaintsService) == {("customers", "#"), ("callbacks", "#")}
+
+
+def test_callbacks_follows_the_customers_and_complaints_logs():
+    assert subscriptions(CallbacksService) == {("customers", "#"), ("complaints", "#")}
 
 
 def test_a_service_that_follows_only_its_own_log_subscribes_to_nothing():

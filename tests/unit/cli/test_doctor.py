@@ -111,3 +111,32 @@ def test_doctor_names_malformed_extra_services_and_checks_the_rest(invoke):
     assert checks["services"]["status"] == "fail"
     assert "CRM_EXTRA_SERVICES" in checks["services"]["detail"] and "CRM_EXTRA_SERVICES" in checks["services"]["fix"]
     assert checks["broker"]["status"] == "fail" and checks["data dir"]["status"] == "ok"  # the rest still run
+
+
+def test_doctor_reads_how_far_each_sqlite_schema_is(invoke, tmp_path):
+    from sqlalchemy import text
+
+    from shared.eventstore.engine import STORE_HISTORY, database_engine
+    from shared.migrations import upgrade
+
+    def schema() -> dict[str, str]:
+        return doctor_report(invoke("--json", "doctor", env={"AMQP_URI": CLOSED_BROKER}))["customers schema"]
+
+    fresh = schema()
+    assert fresh["status"] == "ok" and "does not exist yet" in fresh["detail"]
+
+    engine = database_engine(f"sqlite:///{tmp_path / 'data' / 'customers.db'}")
+    try:
+        upgrade(engine, STORE_HISTORY.location, STORE_HISTORY.version_table, "0004")
+        behind = schema()
+        assert behind["status"] == "note"
+        assert "alembic_version_store at 0004, head 0005" in behind["detail"]
+        assert "alembic_version_customers not started" in behind["detail"]
+
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version_store SET version_num = '0099'"))
+        newer = schema()
+        assert newer["status"] == "fail"
+        assert "revision 0099, which this code does not know" in newer["detail"]
+    finally:
+        engine.dispose()

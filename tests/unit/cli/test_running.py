@@ -23,7 +23,7 @@ from tests.unit.cli import ISSUER_KEY, MASTER_KEY, PRIVATE_KEY, PUBLIC_KEY
 def test_unknown_service_for_up_exits_2_naming_the_option(invoke):
     result = invoke("up", "--services", "customers,nosuch")
     assert result.exit_code == 2
-    assert "--services: unknown service 'nosuch'; registered: campaigns, complaints, customers" in result.stderr
+    assert "--services: unknown service 'nosuch'; registered: audit, callbacks, campaigns, complaints, customers" in result.stderr
 
 
 def test_malformed_extra_services_exit_2_naming_the_variable(invoke):
@@ -64,7 +64,8 @@ def test_a_service_token_is_for_the_services_its_log_follows_and_itself():
     complaints = jwt.decode(issue_service_token(ISSUER_KEY, service_spec("complaints")),
                             options={"verify_signature": False})
     assert (complaints["sub"], complaints["role"]) == ("complaints", "service")
-    assert complaints["aud"] == ["complaints", "customers"]
+    assert complaints["aud"] == ["callbacks", "complaints", "customers"]  # it files the complaints callbacks raise
+    assert service_audience(service_spec("callbacks")) == ["callbacks", "complaints", "customers"]
     assert service_audience(service_spec("customers")) == ["customers"]
     assert service_audience(ServiceSpec("probe", "shared.bench.noop_service:NoopService")) == ["probe"]
 
