@@ -116,6 +116,7 @@ class _Run:
             directory = self.workdir / "callbacks"
             directory.mkdir()
             self.measured.update(callbacks_figures(amqp_uri, directory, self.options.chosen_sizes, self.phase))
+
     def campaigns(self) -> None:
         with throwaway_vhost(self.options.amqp_uri) as (amqp_uri, _shared_broker):
             directory = self.workdir / "campaigns"
