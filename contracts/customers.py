@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from shared.birthdays import FEB29_RULES
 from contracts.fields import (Email, PastDate, Phone, Text, TimeZone, check_lunar_birthday, command_id,
                              identifier, locale, page, page_size)
 
@@ -27,6 +28,10 @@ PII_FIELDS = ("name", "phone", "email", "birthday")
 #: ``CustomerDetailsChanged`` seals the PII fields among its ``changes``.
 SEALED_FIELDS: dict[str, tuple[str, ...]] = {"CustomerRegistered": PII_FIELDS, "CustomerTierChanged": ("reason",)}
 MAX_TAGS = 20
+MAX_REVEAL_BATCH = 500
+MAX_DUE_BIRTHDAYS = 5000
+#: Why ``reveal_contacts`` leaves a customer out.
+REVEAL_REFUSALS = ("unknown", "erased", "no_consent")
 
 Tier = lambda **kw: fields.String(validate=validate.OneOf(TIERS), **kw)  # noqa: E731
 Tags = lambda **kw: fields.List(Text(40), validate=validate.Length(max=MAX_TAGS), **kw)  # noqa: E731
@@ -123,6 +128,29 @@ class RevealContact(Schema):
     purpose = fields.String(required=True, validate=validate.OneOf(CONTACT_PURPOSES))
 
 
+class RevealContacts(Schema):
+    """A batch for a campaign run: distinct ids, at most ``MAX_REVEAL_BATCH``."""
+
+    customer_ids = fields.List(identifier(), required=True,
+                               validate=validate.Length(min=1, max=MAX_REVEAL_BATCH))
+    purpose = fields.String(required=True, validate=validate.OneOf(CONTACT_PURPOSES))
+
+    @validates_schema
+    def distinct(self, data, **_kwargs):
+        if len(set(data.get("customer_ids", ()))) != len(data.get("customer_ids", ())):
+            raise ValidationError({"customer_ids": ["name each customer once"]})
+
+
+class DueBirthdays(Schema):
+    """Customers who consent to care messages and whose birthday is celebrated on ``on_date``, paged by id."""
+
+    on_date = fields.Date(required=True)
+    feb29 = fields.String(load_default="feb28", validate=validate.OneOf(FEB29_RULES))
+    after = identifier(load_default=None, allow_none=True)
+    limit = fields.Integer(load_default=MAX_DUE_BIRTHDAYS, strict=True,
+                           validate=validate.Range(min=1, max=MAX_DUE_BIRTHDAYS))
+
+
 # -- event data (PII fields hold ciphertext ``enc:v2:...`` in the log) --------
 
 class CustomerRegistered(Schema):
@@ -183,5 +211,5 @@ EVENT_SCHEMAS: dict[str, type[Schema]] = {
 RPC_SCHEMAS: dict[str, type[Schema]] = {
     "register": Register, "get": GetCustomer, "update": Update, "set_tier": SetTier,
     "give_consent": Consent, "withdraw_consent": Consent, "erase": Erase, "find": Find,
-    "reveal_contact": RevealContact, "export_subject": GetCustomer,
+    "reveal_contact": RevealContact, "reveal_contacts": RevealContacts, "due_birthdays": DueBirthdays, "export_subject": GetCustomer,
 }

@@ -25,6 +25,14 @@ def access_stream_of(customer_id: str) -> str:
     return f"pii-access-{customer_id}"
 
 
+BATCH_ACCESS_PREFIX = "pii-access-batch-"
+
+
+def batch_access_stream(batch_id: str) -> str:
+    """Reveals of a batch (``reveal_contacts``) share one stream, so the batch is one append."""
+    return f"{BATCH_ACCESS_PREFIX}{batch_id}"
+
+
 @dataclass(frozen=True)
 class Customer:
     customer_id: str
@@ -112,3 +120,9 @@ def decide_pii_access(state: Customer, purpose: str, fields: list[str], method: 
     state.require_active()
     return [NewEvent("PiiAccessed", {"customer_id": state.customer_id, "purpose": purpose,
                                      "fields": fields, "method": method})]
+
+
+def decide_batch_access(customer_ids: list[str], purpose: str, fields: list[str]) -> list[NewEvent]:
+    """One ``PiiAccessed`` per customer revealed by ``reveal_contacts`` (already checked active)."""
+    return [NewEvent("PiiAccessed", {"customer_id": customer_id, "purpose": purpose, "fields": fields,
+                                     "method": "reveal_contacts"}) for customer_id in customer_ids]

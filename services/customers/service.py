@@ -18,6 +18,7 @@ from services.customers import domain, views
 from services.customers.aggregate import CUSTOMER, erasure_receipt
 from services.customers.projection import CustomerDirectory
 from shared.auth import Authorization, allow
+from shared.birthdays import celebrated_on
 from shared.commands import Repository
 from shared.erasure import DestroyDataKeyOnErasure
 from shared.errors import Forbidden
@@ -118,6 +119,48 @@ class CustomersService(LogEndpoints):
             raise Forbidden(f"customer {customer.customer_id} has not consented to {purpose}")
         self._record_access(customer, purpose, list(contract.REVEALED_FIELDS[purpose]), "reveal_contact")
         return views.contact_view(self.log.keys, customer, purpose)
+
+    @rpc
+    @allow("service", "admin")
+    def reveal_contacts(self, *args, **kwargs):
+        """``reveal_contact`` for up to 500 customers at once (a campaign run), as one append.
+
+        Answers ``{"contacts": [...], "refused": [{customer_id, reason}]}``
+        with reasons ``unknown``, ``erased`` and ``no_consent``. It reads the
+        directory, which ``erase`` brings up to date before it answers (so
+        an erasure is always honoured) and which the service keeps up with
+        its log in the background (a withdrawal a moment old may not be in
+        it yet; campaigns check consent in their own directory too); an id
+        the directory does not know makes it catch up first. Every
+        contact revealed is recorded as its own ``PiiAccessed``, all of them
+        in one stream of the batch (``domain.batch_access_stream``).
+        """
+        query = load_call(contract.RevealContacts(), args, kwargs)
+        contacts, refused = views.contacts(self.log.store.engine, query["customer_ids"], query["purpose"])
+        if any(refusal["reason"] == "unknown" for refusal in refused):  # registered a moment ago?
+            self.log.provider.catch_up()
+            contacts, refused = views.contacts(self.log.store.engine, query["customer_ids"], query["purpose"])
+        if contacts:
+            self.log.append(self.principal, domain.batch_access_stream(new_id()),
+                            domain.decide_batch_access([contact["customer_id"] for contact in contacts],
+                                                       query["purpose"],
+                                                       list(contract.REVEALED_FIELDS[query["purpose"]])), 0)
+        return {"contacts": contacts, "refused": refused}
+
+    @rpc
+    @allow("service", "admin")
+    def due_birthdays(self, *args, **kwargs):
+        """Ids of consenting customers whose birthday (gregorian or lunar) falls on ``on_date``, paged.
+
+        Only the ids leave the service: a campaign learns whom to greet
+        without holding anyone's birthday, and reveals the contacts of just
+        those customers when it sends. It reads the directory as the
+        service's background follower keeps it (a registration a moment old
+        is greeted at the campaign's next run).
+        """
+        query = load_call(contract.DueBirthdays(), args, kwargs)
+        return views.due_birthdays(self.log.store.engine, celebrated_on(query["on_date"], query["feb29"]),
+                                   query["after"], query["limit"])
 
     @rpc
     @allow("admin")

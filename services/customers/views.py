@@ -12,14 +12,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Engine
 
-from contracts.customers import PII_FIELDS, REVEALED_FIELDS
+from contracts.customers import CONSENT_PURPOSES, PII_FIELDS, REVEALED_FIELDS
 from services.customers.aggregate import open_event
-from services.customers.domain import Customer, access_stream_of, stream_of
+from services.customers.domain import BATCH_ACCESS_PREFIX, Customer, access_stream_of, stream_of
 from services.customers.masking import MASKS, mask_email, mask_name, mask_phone
 from services.customers.projection import directory, tags
+from shared.birthdays import Celebrated
 from shared.crypto import KeyRing, SubjectKey
 from shared.eventstore.store import EventStore
 
@@ -48,6 +49,56 @@ def contact_view(keys: KeyRing, customer: Customer, purpose: str) -> dict[str, A
             "timezone": profile.get("timezone"), "consents": sorted(customer.consents)}
 
 
+def contacts(engine: Engine, customer_ids: list[str], purpose: str) -> tuple[list[dict], list[dict]]:
+    """``contact_view`` of many customers from the directory, and those refused with the reason.
+
+    The directory holds the PII opened; a customer is refused as
+    ``unknown``, ``erased`` or, for a purpose that needs consent,
+    ``no_consent``. Contacts come back in the order asked.
+    """
+    with engine.connect() as connection:
+        rows = {row.customer_id: row for row in connection.execute(
+            select(directory).where(directory.c.customer_id.in_(customer_ids)))}
+    found, refused = [], []
+    for customer_id in customer_ids:
+        row = rows.get(customer_id)
+        reason = _refusal(row, purpose)
+        if reason:
+            refused.append({"customer_id": customer_id, "reason": reason})
+            continue
+        found.append({"customer_id": customer_id, **{field: getattr(row, field) for field in REVEALED_FIELDS[purpose]},
+                      "birthday_calendar": row.birthday_calendar, "locale": row.locale,
+                      "timezone": row.timezone, "tier": row.tier, "consents": json.loads(row.consents)})
+    return found, refused
+
+
+def due_birthdays(engine: Engine, celebrated: Celebrated, after: str | None, limit: int) -> dict[str, Any]:
+    """A page of ``{customer_ids, next}`` (``next`` is the ``after`` of the next page, or None)."""
+    month_day, born = func.substr(directory.c.birthday, 6, 5), func.substr(directory.c.birthday, 1, 4)
+    calendars = [and_(directory.c.birthday_calendar == calendar, month_day.in_(days), born < str(year))
+                 for calendar, days, year in (("gregorian", celebrated.gregorian, celebrated.gregorian_year),
+                                              ("lunar", celebrated.lunar, celebrated.lunar_year)) if days]
+    query = (select(directory.c.customer_id)
+             .where(directory.c.status == "active", directory.c.birthday.is_not(None),
+                    directory.c.consents.like('%"care_messages"%'), or_(*calendars))
+             .order_by(directory.c.customer_id).limit(limit))
+    if after is not None:
+        query = query.where(directory.c.customer_id > after)
+    with engine.connect() as connection:
+        ids = list(connection.execute(query).scalars())
+    return {"customer_ids": ids, "next": ids[-1] if len(ids) == limit else None}
+
+
+def _refusal(row: Any, purpose: str) -> str | None:
+    if row is None:
+        return "unknown"
+    if row.status != "active":
+        return "erased"
+    if purpose in CONSENT_PURPOSES and purpose not in json.loads(row.consents):
+        return "no_consent"
+    return None
+
+
 def subject_export(keys: KeyRing, store: EventStore, customer: Customer) -> dict[str, Any]:
     """The customer's own copy: current record plus every recorded event about them, readable."""
     key = keys.opening_key(customer.customer_id)
@@ -55,8 +106,16 @@ def subject_export(keys: KeyRing, store: EventStore, customer: Customer) -> dict
                 "data": open_event(key, envelope.type, envelope.data)}
                for envelope in store.read_stream(stream_of(customer.customer_id))]
     accesses = [{"recorded_at": envelope.recorded_at, "actor": envelope.actor, **envelope.data}
-                for envelope in store.read_stream(access_stream_of(customer.customer_id))]
+                for envelope in [*store.read_stream(access_stream_of(customer.customer_id)),
+                                 *_batch_reveals_of(store, customer.customer_id)]]
     return {"customer": customer_view(keys, customer, masked=False), "history": history, "pii_accesses": accesses}
+
+
+def _batch_reveals_of(store: EventStore, customer_id: str) -> list[Any]:
+    """The customer's reveals in ``reveal_contacts`` batches: a scan of the log (a rare, admin-only read)."""
+    return [envelope for envelope in store.iter_since(0)
+            if envelope.type == "PiiAccessed" and envelope.stream_id.startswith(BATCH_ACCESS_PREFIX)
+            and envelope.data["customer_id"] == customer_id]
 
 
 def _opened_profile(key: SubjectKey, customer: Customer) -> dict[str, Any]:

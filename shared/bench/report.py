@@ -48,6 +48,12 @@ FIGURES = (
     Figure("complaint_resolved_to_callback_due_ms_p50", "resolve → satisfaction callback in list_due(), p50", "ms", 1),
     Figure("complaint_resolved_to_callback_due_ms_p99", "resolve → satisfaction callback in list_due(), p99 "
                                                         "(target < 100)", "ms", 1),
+    Figure("campaign_customers", "campaign run: customers greeted", "customers"),
+    Figure("campaign_send_per_s", "campaign run, file sink, customers service included", "messages/s", 0, 10_000),
+    Figure("campaign_run_s", "campaign run: trigger → completed", "s", 2),
+    Figure("campaign_peak_rss_mb", "campaigns process peak memory (should stay under 300)", "MB", 1),
+    Figure("campaign_rerun_s", "second run the same day (sends nothing)", "s", 2),
+    Figure("campaign_rerun_ratio", "second run / first run (should stay under 0.1)", "×", 3),
     Figure("catch_up_after_consumer_restart_s", "complaints restarted → caught up on 1,000 events", "s", 2),
     Figure("catch_up_after_broker_restart_s", "broker back → both answer, complaints caught up", "s", 2),
     Figure("audit_ingest_events_per_s", "audit ledger ingest, every event checked, SQLite", "events/s", 0, 10_000),

@@ -218,17 +218,21 @@ def percentile(values: list[float], rank: float) -> float:
 
 @contextlib.contextmanager
 def serving(cluster: Cluster, workdir: Path, services: list[tuple[ServiceSpec, dict[str, Any]]], phase: Phase,
-            title: str) -> Iterator[Any]:
+            title: str, started: list[ServiceProcess] | None = None,
+            ready_timeout: float = READY_TIMEOUT_S) -> Iterator[Any]:
     """Start ``services`` (spec, config), yield a proxy with the cluster's token, stop them whatever happens.
 
     Each service is checked (with its log) before returning or re-raising.
+    ``started``, if given, receives the service processes (to read their
+    memory, say); ``ready_timeout`` is how long they may take to answer
+    (a service starting on a large log applies it first).
     """
-    started: list[ServiceProcess] = []
+    started = [] if started is None else started
     try:
         starting = phase(f"{title}: start services", 1)
         for spec, config in services:
             started.append(start_service(spec, config, workdir))
-        wait_ready(cluster, started)
+        wait_ready(cluster, started, ready_timeout)
         starting(1)
         with ClusterRpcProxy(cluster.config, context_data={"authorization": cluster.token},
                              timeout=CALL_TIMEOUT_S) as proxy:

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from shared.bench import peer_figures
 from shared.bench.callbacks import callbacks_figures
+from shared.bench.campaigns import campaigns_figures
 from shared.bench.complaints import complaints_figures
 from shared.bench.recovery import recovery_figures
 from shared.bench.report import assemble
@@ -30,7 +31,7 @@ from shared.bench.workload import DEFAULT, QUICK, Sizes
 from shared.config import DEFAULT_AMQP_URI
 from shared.discovery import service_spec
 
-PARTS = ("sqlite", "postgres", "rpc", "complaints", "callbacks", "recovery", "audit")
+PARTS = ("sqlite", "postgres", "rpc", "complaints", "callbacks", "campaigns", "recovery", "audit")
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,12 @@ class _Run:
             directory = self.workdir / "callbacks"
             directory.mkdir()
             self.measured.update(callbacks_figures(amqp_uri, directory, self.options.chosen_sizes, self.phase))
+
+    def campaigns(self) -> None:
+        with throwaway_vhost(self.options.amqp_uri) as (amqp_uri, _shared_broker):
+            directory = self.workdir / "campaigns"
+            directory.mkdir()
+            self.measured.update(campaigns_figures(amqp_uri, directory, self.options.chosen_sizes, self.phase))
 
     def recovery(self) -> None:
         with throwaway_vhost(self.options.amqp_uri) as (amqp_uri, shared_broker):

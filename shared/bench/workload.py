@@ -33,13 +33,14 @@ class Sizes:
     signature_events: int    # events signed, checked and verified one signature each for the signing figures
     audit_ingest_events: int = 20_000      # events caught up into a fresh audit ledger, every one checked
     audit_ledger_entries: int = 1_000_000  # the bulk-built ledger that replay, verify and the proofs run on
+    campaign_customers: int = 100_000  # customers a campaign run greets
 
 
 DEFAULT = Sizes(sqlite_commands=5000, postgres_commands=3000, log_events=50_000, build_batch=500,
                 rpc_seconds=6.0, rpc_rounds=3, rpc_in_flight=20, latency_samples=200, signature_events=5000)
 QUICK = Sizes(sqlite_commands=500, postgres_commands=300, log_events=5000, build_batch=500,
               rpc_seconds=1.0, rpc_rounds=1, rpc_in_flight=20, latency_samples=30, signature_events=1000,
-              audit_ingest_events=3000, audit_ledger_entries=30_000)
+              audit_ingest_events=3000, audit_ledger_entries=30_000, campaign_customers=2000)
 
 
 def _ciphertext(plain_bytes: int) -> str:

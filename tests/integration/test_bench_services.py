@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from shared.bench.callbacks import callbacks_figures
+from shared.bench.campaigns import campaigns_figures
 from shared.bench.complaints import complaints_figures
 from shared.bench.recovery import recovery_figures
 from shared.bench.rpc_figures import rpc_figures
@@ -58,6 +59,14 @@ def test_callbacks_part_measures_attempts_beside_the_no_op_and_resolved_to_due_l
     assert figures["callback_attempts_vs_noop"] == figures["callback_attempts_per_s"] / figures["callback_noop_rpc_per_s"]
     assert 0 < figures["complaint_resolved_to_callback_due_ms_p50"] <= figures["complaint_resolved_to_callback_due_ms_p99"]
     assert figures["complaint_resolved_to_callback_due_samples"] == TINY.latency_samples
+def test_campaigns_part_runs_a_campaign_twice_and_reads_the_process_memory(bench_amqp_uri, tmp_path):
+    phases = RecordedPhases()
+    figures = campaigns_figures(bench_amqp_uri, tmp_path, replace(TINY, campaign_customers=300), phases)
+
+    assert figures["campaign_customers"] == 300 and figures["campaign_send_per_s"] > 0
+    assert 0 < figures["campaign_rerun_s"] and figures["campaign_rerun_ratio"] == \
+        figures["campaign_rerun_s"] / figures["campaign_run_s"]
+    assert 30 < figures["campaign_peak_rss_mb"] < 1000
     assert dict(phases.done) == phases.totals
 
 

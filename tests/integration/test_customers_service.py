@@ -97,6 +97,48 @@ def test_reveal_contact_needs_consent_for_the_purpose_and_is_recorded(customers)
             "fields": ["name", "phone", "email"]}.items() <= accesses[-1].items()
 
 
+def test_reveal_contacts_reveals_a_batch_in_one_append_and_lists_the_refused(customers):
+    caring = [call(customers, "agent", "register", **{**ALICE, "name": f"张{i}", "consents": ["care_messages"]})
+              ["customer_id"] for i in range(3)]
+    silent = call(customers, "agent", "register", **ALICE)["customer_id"]
+    erased = call(customers, "agent", "register", **{**ALICE, "consents": ["care_messages"]})["customer_id"]
+    call(customers, "admin", "erase", erased, "subject_request")
+    head = call(customers, "admin", "health")["log_position"]
+    answer = call(customers, "service", "reveal_contacts", [*caring, silent, erased, "nobody"], "care_messages")
+    assert [c["customer_id"] for c in answer["contacts"]] == caring
+    assert answer["contacts"][1]["name"] == "张1" and answer["contacts"][1]["birthday"] == "1985-03-08"
+    assert answer["refused"] == [{"customer_id": silent, "reason": "no_consent"},
+                                 {"customer_id": erased, "reason": "erased"},
+                                 {"customer_id": "nobody", "reason": "unknown"}]
+    recorded = call(customers, "admin", "events_since", head, 100)
+    assert len({e["stream_id"] for e in recorded}) == 1 and len({e["position"] for e in recorded}) == 3  # one append
+    assert sorted(e["data"]["customer_id"] for e in recorded if e["type"] == "PiiAccessed") == sorted(caring)
+    assert all(e["data"]["method"] == "reveal_contacts" for e in recorded)
+    export = call(customers, "admin", "export_subject", caring[0])
+    assert "reveal_contacts" in {access["method"] for access in export["pii_accesses"]}  # the customer's copy shows it
+    for bad, field in (([], "customer_ids"), (["x"] * 501, "customer_ids"), ([caring[0]] * 2, "customer_ids"),
+                       (caring, "purpose")):
+        error = remote_error(customers, "service", "reveal_contacts", bad, "gossip" if field == "purpose" else "care_messages")
+        assert error.exc_type == "ValidationError" and field in error.value
+    assert remote_error(customers, "operator", "reveal_contacts", caring, "care_messages").exc_type == "Forbidden"
+
+
+def test_due_birthdays_names_consenting_customers_whose_birthday_falls_on_the_day(customers):
+    born = {"gregorian": ("1985-03-08", "gregorian"), "leap": ("2000-02-29", "gregorian"),
+            "lunar": ("1990-01-20", "lunar")}
+    ids = {label: call(customers, "agent", "register", **{**ALICE, "birthday": birthday, "birthday_calendar": calendar,
+                                                          "consents": ["care_messages"]})["customer_id"]
+           for label, (birthday, calendar) in born.items()}
+    call(customers, "agent", "register", **ALICE)  # born on 03-08 too, but no consent to care messages
+    due = lambda day, **kw: call(customers, "service", "due_birthdays", day, **kw)["customer_ids"]  # noqa: E731
+    assert due("2027-03-08") == [ids["gregorian"]]
+    assert due("2027-02-28") == [ids["leap"]] and due("2027-03-01", feb29="mar1") == [ids["leap"]]
+    assert due("2027-02-25") == [ids["lunar"]] and due("2026-03-08") == sorted([ids["gregorian"], ids["lunar"]])
+    first = call(customers, "service", "due_birthdays", "2026-03-08", limit=1)
+    assert call(customers, "service", "due_birthdays", "2026-03-08", after=first["next"])["customer_ids"] \
+        == sorted([ids["gregorian"], ids["lunar"]])[1:]
+
+
 def test_find_filters_pages_and_masks(customers):
     ids = [call(customers, "agent", "register", **{**ALICE, "name": f"张{i}", "phone": f"1390000000{i}",
                                                    "email": f"u{i}@example.com", "tags": ["vip"] if i % 2 else []})
@@ -254,7 +296,8 @@ def test_every_rpc_method_declares_its_roles():
     methods = [name for name in dir(CustomersService)
                if hasattr(getattr(CustomersService, name), "nameko_entrypoints")]
     assert {"register", "get", "update", "set_tier", "give_consent", "withdraw_consent", "erase", "find",
-            "reveal_contact", "export_subject", "events_since", "health", "verify_log"} <= set(methods)
+            "reveal_contact", "reveal_contacts", "due_birthdays", "export_subject", "events_since", "health",
+            "verify_log"} <= set(methods)
     for name in methods:
         assert getattr(getattr(CustomersService, name), "allowed_roles", None), f"{name} declares no roles"
 

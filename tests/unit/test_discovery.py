@@ -35,11 +35,11 @@ def fake_entry_points(monkeypatch):
 
 def test_the_installed_services_are_found_by_their_entry_points():
     services = installed_services()
-    assert list(services) == ["audit", "callbacks", "complaints", "customers"]
+    assert list(services) == ["audit", "callbacks", "campaigns", "complaints", "customers"]
     assert all(spec.name == name for name, spec in services.items())
 
 
-@pytest.mark.parametrize("name", ["customers", "complaints", "callbacks"])
+@pytest.mark.parametrize("name", ["customers", "complaints", "callbacks", "campaigns"])
 def test_a_spec_loads_its_class_command_line_and_contracts(name):
     spec = service_spec(name)
     assert spec.load_class().name == name
@@ -50,7 +50,7 @@ def test_a_spec_loads_its_class_command_line_and_contracts(name):
 
 def test_extra_services_come_after_the_installed_ones_and_may_replace_one():
     found = discovered_services({"CRM_EXTRA_SERVICES": "probe=tests.probe:Probe, customers=scratch.mod:Other"})
-    assert list(found) == ["audit", "callbacks", "complaints", "customers", "probe"]
+    assert list(found) == ["audit", "callbacks", "campaigns", "complaints", "customers", "probe"]
     assert found["probe"] == ServiceSpec("probe", "tests.probe:Probe")
     assert found["customers"] == ServiceSpec("customers", "scratch.mod:Other")
     assert discovered_services({}) == installed_services()
@@ -67,7 +67,7 @@ def test_malformed_extra_services_are_refused_naming_the_variable(text):
 
 
 def test_an_unknown_service_is_a_lookup_error_listing_the_installed_ones():
-    with pytest.raises(LookupError, match="no service 'ghost' is installed .*: audit, callbacks, complaints, customers"):
+    with pytest.raises(LookupError, match="no service 'ghost' is installed .*: audit, callbacks, campaigns, complaints, customers"):
         service_spec("ghost")
 
 

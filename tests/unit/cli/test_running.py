@@ -23,7 +23,7 @@ from tests.unit.cli import ISSUER_KEY, MASTER_KEY, PRIVATE_KEY, PUBLIC_KEY
 def test_unknown_service_for_up_exits_2_naming_the_option(invoke):
     result = invoke("up", "--services", "customers,nosuch")
     assert result.exit_code == 2
-    assert "--services: unknown service 'nosuch'; registered: audit, callbacks, complaints, customers" in result.stderr
+    assert "--services: unknown service 'nosuch'; registered: audit, callbacks, campaigns, complaints, customers" in result.stderr
 
 
 def test_malformed_extra_services_exit_2_naming_the_variable(invoke):

@@ -1,0 +1,423 @@
+"""A campaign run: who is greeted, in batches, exactly once per message key.
+
+A run goes through the campaign's candidates in batches of up to 500
+customers (holiday campaigns: the segment, from the service's own
+directory; birthday campaigns: the ids the customers service says have
+their birthday on the day). For each batch, in this order:
+
+1. ``plan`` (the next batch's plan, with its reveal, runs while this
+   batch is written): skip those the directory says are erased or do not consent,
+   those whose message key is already claimed (``already_sent``), those
+   whose clock is not on the day inside the send window
+   (``outside_window``) and those over the frequency cap; reveal the
+   contacts of the rest in one ``customers.reveal_contacts`` call (no
+   contact for the channel: ``no_contact``) and render their messages;
+2. claim the keys in ``care_messages`` (a unique key: of two runs, one
+   wins each message);
+3. append ``CareMessageQueued`` for the claimed keys and
+   ``CareMessageSkipped`` for final skips, in one append to the run's
+   stream;
+4. deliver through the channel (retried with back-off);
+5. append ``CareMessageSent`` / ``CareMessageFailed`` in one append, then
+   mark the keys in ``care_messages``.
+
+``outside_window`` and ``already_sent`` are not final for the customer
+(a later run in the window sends; a sent message stays sent), so they are
+counted in the run, not logged per customer: a second run of a day costs
+a few queries per batch and no reveal.
+
+A run killed part-way is resumed (``reconcile``): keys it claimed without
+an outcome in its stream are looked up in the channel; what the channel
+proves delivered is recorded sent, what the file sink did not get is sent
+again, and what SMTP or a webhook may or may not have received is
+recorded failed as ``interrupted`` (never sent twice).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import eventlet
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Callable, Iterator, Mapping, Sequence
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import exists, func, literal, or_, select
+from sqlalchemy.engine import Engine
+
+from services.campaigns import deliveries, domain, templates
+from services.campaigns.channels import Channel, Outgoing
+from services.campaigns.occasions import holiday_label, occurrence_of
+from services.campaigns.deliveries import care_messages
+from services.campaigns.projection import care_directory
+from shared.eventstore.envelope import CommandContext, NewEvent, utc_now_iso
+from shared.eventstore.store import EventStore
+from shared.eventstore.tables import events
+
+log = logging.getLogger(__name__)
+
+PROGRESS_SECONDS = 0.25  # batches that send nothing (a re-run) save their counts at most this often
+FINAL_SKIPS = ("no_consent", "erased", "no_contact", "frequency_cap")
+REFUSAL_REASONS = {"erased": "erased", "no_consent": "no_consent", "unknown": "no_contact"}
+Reveal = Callable[[list[str]], dict[str, Any]]
+DueBirthdays = Callable[[date, str | None], dict[str, Any]]
+
+
+@dataclass
+class Plan:
+    """What a batch comes to: messages to send, final skips, and skips only counted."""
+
+    messages: list[Outgoing] = field(default_factory=list)
+    skips: list[tuple[str, str]] = field(default_factory=list)  # (customer_id, reason)
+    counted: dict[str, int] = field(default_factory=dict)  # outside_window, already_sent
+    examined: int = 0
+
+    def count(self, reason: str) -> None:
+        self.counted[reason] = self.counted.get(reason, 0) + 1
+
+
+@dataclass(frozen=True)
+class Occasion:
+    """A campaign on a day, with everything needed to plan its batches."""
+
+    campaign: domain.Campaign
+    on_date: date
+    settings: Mapping[str, Any]
+    channel: Channel
+
+    @property
+    def definition(self) -> Mapping[str, Any]:
+        return self.campaign.definition
+
+    @property
+    def occurrence(self) -> str:
+        return occurrence_of(self.definition["kind"], self.definition["holiday"], self.on_date)
+
+    def key(self, customer_id: str) -> str:
+        return domain.message_key(self.campaign.campaign_id, customer_id, self.occurrence)
+
+
+def recipients(engine: Engine, occasion: Occasion, due_birthdays: DueBirthdays, batch_size: int,
+               run_id: str | None = None) -> Iterator[list[domain.Recipient]]:
+    """The campaign's candidates in the segment, ``batch_size`` at a time, in customer id order.
+
+    A run (``run_id``) is not given customers whose message another run
+    has claimed, or that it has settled itself, so a re-run reads only what
+    is left (``already_claimed_elsewhere`` counts them).
+    """
+    segment = occasion.definition["segment"]
+    query = select(care_directory)
+    if segment["tiers"]:
+        query = query.where(care_directory.c.tier.in_(segment["tiers"]))
+    if segment["locales"]:
+        query = query.where(care_directory.c.locale.in_(segment["locales"]))
+    if run_id is not None:
+        query = query.where(~exists(_claimed_elsewhere(occasion, run_id)
+                                    .where(care_messages.c.message_key == _key_of_row(occasion))))
+    if occasion.definition["kind"] == "holiday":
+        yield from _directory_pages(engine, query, segment, batch_size)
+        return
+    after = None
+    while True:
+        page = due_birthdays(occasion.on_date, after)
+        with engine.connect() as connection:
+            rows = connection.execute(query.where(care_directory.c.customer_id.in_(page["customer_ids"]))
+                                      .order_by(care_directory.c.customer_id)).all()
+        found = [recipient for recipient in map(_recipient, rows) if domain.in_segment(segment, recipient)]
+        for start in range(0, len(found), batch_size):
+            yield found[start:start + batch_size]
+        after = page["next"]
+        if after is None:
+            return
+
+
+def _key_of_row(occasion: Occasion):
+    """The message key of the directory row, in SQL (``domain.message_key``)."""
+    return (literal(f"{occasion.campaign.campaign_id}|") + care_directory.c.customer_id
+            + literal(f"|{occasion.occurrence}"))
+
+
+def _claimed_elsewhere(occasion: Occasion, run_id: str):
+    """Claims of the occasion's messages that are not this run's own unsettled ones."""
+    return select(care_messages.c.message_key).where(
+        care_messages.c.campaign_id == occasion.campaign.campaign_id,
+        care_messages.c.occurrence == occasion.occurrence,
+        or_(care_messages.c.run_id != run_id, care_messages.c.status != "queued"))
+
+
+def already_claimed_elsewhere(engine: Engine, occasion: Occasion, run_id: str) -> int:
+    """How many of the occasion's messages other runs had claimed: a run counts them ``already_sent``."""
+    claimed = _claimed_elsewhere(occasion, run_id).where(care_messages.c.run_id != run_id).subquery()
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(claimed)).scalar_one()
+
+
+def _directory_pages(engine: Engine, query, segment, batch_size: int) -> Iterator[list[domain.Recipient]]:
+    after = ""
+    while True:
+        with engine.connect() as connection:
+            rows = connection.execute(query.where(care_directory.c.customer_id > after)
+                                      .order_by(care_directory.c.customer_id).limit(batch_size)).all()
+        if not rows:
+            return
+        after = rows[-1].customer_id
+        yield [recipient for recipient in map(_recipient, rows) if domain.in_segment(segment, recipient)]
+
+
+def _recipient(row: Any) -> domain.Recipient:
+    return domain.Recipient(row.customer_id, row.status, row.tier, row.locale, row.timezone,
+                            bool(row.care_consent), tuple(json.loads(row.tags)))
+
+
+def plan(engine: Engine, occasion: Occasion, batch: Sequence[domain.Recipient], now: datetime,
+         reveal: Reveal, run_id: str | None = None, preview: bool = False) -> Plan:
+    """What to do for a batch, writing nothing.
+
+    Keys this same run claimed but never settled (a resumed run) count as
+    its own, not as ``already_sent``. A ``preview`` checks the window only
+    for customers whose today is the day (another day is shown as a run
+    inside its window would go) and masks the names in the texts.
+    """
+    result = Plan(examined=len(batch))
+    remaining = []
+    for recipient in batch:
+        reason = domain.consent_reason(recipient)
+        if reason:
+            result.skips.append((recipient.customer_id, reason))
+        else:
+            remaining.append(recipient)
+    claimed = deliveries.already_claimed(engine, [occasion.key(r.customer_id) for r in remaining])
+    own = {key for key, (holder, status) in claimed.items() if holder == run_id and status == "queued"}
+    window = occasion.definition["send_window"]
+    open_ones = []
+    for recipient in remaining:
+        key = occasion.key(recipient.customer_id)
+        if key in claimed and key not in own:
+            result.count("already_sent")
+        elif not _in_window(window, recipient.timezone, occasion.on_date, now, preview):
+            result.count("outside_window")
+        else:
+            open_ones.append(recipient)
+    cap = occasion.settings["frequency_cap"]
+    capped = [r.customer_id for r in open_ones if occasion.key(r.customer_id) not in own]
+    recent = deliveries.recent_counts(engine, capped, occasion.on_date, cap["days"])
+    chosen = []
+    for recipient in open_ones:
+        if recent.get(recipient.customer_id, 0) >= cap["messages"]:
+            result.skips.append((recipient.customer_id, "frequency_cap"))
+        else:
+            chosen.append(recipient)
+    if chosen:
+        _render(occasion, chosen, reveal, result, preview)
+    return result
+
+
+def _in_window(window: Mapping[str, str], zone: str, on_date: date, now: datetime, preview: bool) -> bool:
+    if preview and now.astimezone(ZoneInfo(zone)).date() != on_date:
+        return True
+    return domain.within_window(window, zone, on_date, now)
+
+
+def mask(text: str) -> str:
+    """The first character and stars: what an operator sees of a name or an address."""
+    return text[:1] + "*" * min(len(text) - 1, 6) if text else text
+
+
+def _render(occasion: Occasion, chosen: list[domain.Recipient], reveal: Reveal, result: Plan,
+            preview: bool) -> None:
+    answer = reveal([recipient.customer_id for recipient in chosen])
+    for refused in answer["refused"]:
+        result.skips.append((refused["customer_id"], REFUSAL_REASONS[refused["reason"]]))
+    by_id = {recipient.customer_id: recipient for recipient in chosen}
+    definition = occasion.definition
+    for contact in answer["contacts"]:
+        recipient = by_id[contact["customer_id"]]
+        address = occasion.channel.address(contact)
+        template = templates.choose(definition["templates"], recipient.tier, recipient.locale)
+        if address is None or template is None:
+            result.skips.append((recipient.customer_id, "no_contact"))
+            continue
+        holiday = holiday_label(definition["holiday"], recipient.locale) if definition["holiday"] else ""
+        name = contact.get("name") or ""
+        variables = {"name": mask(name) if preview else name, "tier": recipient.tier, "holiday": holiday,
+                     "date": occasion.on_date.isoformat(),
+                     "opt_out_url": occasion.settings["opt_out_url"].format(customer_id=recipient.customer_id)}
+        text = templates.render(template["body"], variables, recipient.locale)
+        result.messages.append(Outgoing(occasion.key(recipient.customer_id), occasion.campaign.campaign_id,
+                                        recipient.customer_id, occasion.occurrence, address,
+                                        definition["name"], text))
+
+
+# -- running -------------------------------------------------------------------------------
+
+class RunStopped(Exception):
+    """The campaign was paused or archived while its run went on: the run stops between batches."""
+
+
+@dataclass
+class Run:
+    """One run of a campaign on a day, appending to its own stream ``campaign-run-<run_id>``."""
+
+    run_id: str
+    occasion: Occasion
+    store: EventStore
+    context: CommandContext
+    reveal: Reveal
+    due_birthdays: DueBirthdays
+    clock: Callable[[], datetime]
+    still_active: Callable[[], bool]
+    batch_size: int = 500
+
+    def __post_init__(self):
+        self.stream = domain.run_stream_of(self.run_id)
+        self.version = self.store.stream_version(self.stream)
+        self.counts = deliveries.empty_counts()
+        self.engine = self.store.engine
+        self._saved_at = 0.0
+
+    def execute(self) -> dict[str, Any]:
+        """Run (or resume) to the end; the counts."""
+        saved = deliveries.run_row(self.engine, self.run_id)
+        if saved is not None and saved["status"] == "completed":
+            return saved["counts"]
+        self._reconcile()
+        already = already_claimed_elsewhere(self.engine, self.occasion, self.run_id)
+        if already:
+            self.counts = deliveries.add_counts(self.counts, {**deliveries.empty_counts(),
+                                                              "skipped": {"already_sent": already}})
+        ahead = None
+        try:
+            for batch in recipients(self.engine, self.occasion, self.due_birthdays, self.batch_size, self.run_id):
+                if not self.still_active():
+                    raise RunStopped(self.run_id)
+                previous, ahead = ahead, eventlet.spawn(self._plan, batch)  # its reveal overlaps the writes below
+                if previous is not None:
+                    self._batch(previous.wait())
+            if ahead is not None:
+                last, ahead = ahead, None
+                self._batch(last.wait())
+        except RunStopped:
+            deliveries.save_progress(self.engine, self.run_id, self.counts, status="stopped")
+            return self.counts
+        finally:
+            if ahead is not None:
+                ahead.kill()  # stopped, failed or killed: the plan ahead is not needed (it wrote nothing)
+        self._append([NewEvent("CampaignRunCompleted", {"run_id": self.run_id,
+                                                        "campaign_id": self.occasion.campaign.campaign_id,
+                                                        "counts": self.counts})])
+        deliveries.save_progress(self.engine, self.run_id, self.counts, status="completed", finished_at=utc_now_iso())
+        return self.counts
+
+    def _plan(self, batch: list[domain.Recipient]) -> Plan:
+        return plan(self.engine, self.occasion, batch, self.clock(), self.reveal, self.run_id)
+
+    def _batch(self, planned: Plan) -> None:
+        """Claim, record, deliver and record the outcome of one planned batch."""
+        at = utc_now_iso()
+        day = self.occasion.on_date.isoformat()
+        owned = deliveries.claim(self.engine, self.run_id, [
+            {"message_key": m.message_key, "campaign_id": m.campaign_id, "customer_id": m.customer_id,
+             "occurrence": m.occurrence, "day": day} for m in planned.messages], at)
+        mine = [m for m in planned.messages if m.message_key in owned]
+        for _lost in range(len(planned.messages) - len(mine)):
+            planned.count("already_sent")  # another run claimed it first
+        fresh = [m for m in mine if m.message_key not in self._queued]
+        self._append([*(NewEvent("CareMessageQueued", self._message_data(m)) for m in fresh),
+                      *(NewEvent("CareMessageSkipped", {"run_id": self.run_id,
+                                                        "campaign_id": self.occasion.campaign.campaign_id,
+                                                        "customer_id": customer_id, "reason": reason})
+                        for customer_id, reason in planned.skips)])
+        self._queued.update(m.message_key for m in fresh)
+        sent, failed = self._deliver(mine)
+        skipped = dict(planned.counted)
+        for _customer, reason in planned.skips:
+            skipped[reason] = skipped.get(reason, 0) + 1
+        self.counts = deliveries.add_counts(self.counts, {"examined": planned.examined, "queued": len(fresh),
+                                                          "sent": sent, "failed": failed, "skipped": skipped})
+        if time.monotonic() - self._saved_at >= PROGRESS_SECONDS or sent or failed:
+            deliveries.save_progress(self.engine, self.run_id, self.counts)
+            self._saved_at = time.monotonic()
+
+    def _deliver(self, messages: list[Outgoing]) -> tuple[int, int]:
+        if not messages:
+            return 0, 0
+        outcomes = self.occasion.channel.deliver(messages)
+        events = []
+        for message in messages:
+            outcome = outcomes[message.message_key]
+            data = {**self._message_data(message), "channel": self.occasion.channel.name,
+                    "attempts": outcome.attempts}
+            events.append(NewEvent("CareMessageSent", data) if outcome.sent
+                          else NewEvent("CareMessageFailed", {**data, "reason": outcome.reason}))
+        self._append(events)
+        deliveries.settle(self.engine, {key: "sent" if outcome.sent else "failed"
+                                        for key, outcome in outcomes.items()}, utc_now_iso())
+        sent = sum(1 for outcome in outcomes.values() if outcome.sent)
+        return sent, len(outcomes) - sent
+
+    def _reconcile(self) -> None:
+        """After a crash: settle what the stream already says, ask the channel about the rest."""
+        self._queued: set[str] = set()
+        if self.version == 0:
+            return
+        settled: dict[str, str] = {}
+        for event_type, data in self._stream_facts():
+            key = data.get("message_key")
+            if event_type == "CareMessageQueued":
+                self._queued.add(key)
+            elif event_type in ("CareMessageSent", "CareMessageFailed"):
+                settled[key] = "sent" if event_type == "CareMessageSent" else "failed"
+            self._recount_type(event_type, data)
+        open_keys = {key for key, status in deliveries.claimed_by(self.engine, self.run_id).items()
+                     if status == "queued"}
+        deliveries.settle(self.engine, {key: settled[key] for key in open_keys & settled.keys()}, utc_now_iso())
+        unsettled = sorted(open_keys - settled.keys())
+        if not unsettled:
+            return
+        channel = self.occasion.channel
+        delivered = channel.delivered(unsettled)
+        cut_off = [] if channel.name == "file" else [key for key in unsettled if key not in delivered]
+        events = [NewEvent("CareMessageQueued", self._key_data(key)) for key in unsettled if key not in self._queued]
+        events += [NewEvent("CareMessageSent", {**self._key_data(key), "channel": channel.name, "attempts": 1})
+                   for key in unsettled if key in delivered]
+        events += [NewEvent("CareMessageFailed", {**self._key_data(key), "channel": channel.name, "attempts": 1,
+                                                  "reason": "interrupted: the run stopped between sending and "
+                                                            "recording; not sent again"}) for key in cut_off]
+        self._append(events)
+        self._queued.update(unsettled)
+        for event in events:
+            self._recount_type(event.type, event.data)
+        deliveries.settle(self.engine, {**{key: "sent" for key in delivered}, **{key: "failed" for key in cut_off}},
+                          utc_now_iso())
+        # what the file sink did not get stays claimed by this run: the batches below send it again
+
+    def _stream_facts(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Type and data of the run's events, streamed: a run of 100,000 messages is too big to load whole."""
+        query = (select(events.c.type, events.c.data).where(events.c.stream_id == self.stream)
+                 .order_by(events.c.stream_version))
+        with self.engine.connect() as connection:
+            for event_type, data in connection.execution_options(yield_per=2000).execute(query):
+                yield event_type, json.loads(data)
+
+    def _recount_type(self, event_type: str, data: Mapping[str, Any]) -> None:
+        field_of = {"CareMessageQueued": "queued", "CareMessageSent": "sent", "CareMessageFailed": "failed"}
+        if event_type in field_of:
+            self.counts[field_of[event_type]] += 1
+        elif event_type == "CareMessageSkipped":
+            self.counts["skipped"][data["reason"]] = self.counts["skipped"].get(data["reason"], 0) + 1
+
+    def _message_data(self, message: Outgoing) -> dict[str, Any]:
+        return {"run_id": self.run_id, "campaign_id": message.campaign_id, "customer_id": message.customer_id,
+                "occurrence": message.occurrence, "message_key": message.message_key}
+
+    def _key_data(self, key: str) -> dict[str, Any]:
+        campaign_id, customer_id, occurrence = key.split("|")
+        return {"run_id": self.run_id, "campaign_id": campaign_id, "customer_id": customer_id,
+                "occurrence": occurrence, "message_key": key}
+
+    def _append(self, events: list[NewEvent]) -> None:
+        if events:
+            self.version = self.store.append(self.stream, events, self.version, self.context).version
