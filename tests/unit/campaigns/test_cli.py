@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from services.campaigns import cli
-from shared.cli import rpc
+from tests.unit.cli_calls import answered_calls, run_app
 
 RUNNING = {"run_id": "r1", "campaign_id": "k1", "on_date": "2027-02-06", "status": "running", "examined": 500,
            "queued": 400, "sent": 400, "failed": 0, "skipped": {"no_consent": 100}, "started_at": "t",
@@ -19,26 +18,22 @@ DONE = {**RUNNING, "status": "completed", "examined": 1000, "queued": 800, "sent
 
 @pytest.fixture
 def calls(monkeypatch):
-    made = []
     statuses = iter([RUNNING, DONE])
 
-    def fake(service, method, **kwargs):
-        made.append((service, method, kwargs))
+    def answer(method, _kwargs):
         if method == "run_status":
             return next(statuses)
         if method == "trigger":
             return {"run_id": "r1", "version": 1, "status": "started"}
         return {"campaign_id": "k1", "version": 1, "status": "active"}
 
-    monkeypatch.setattr(cli, "rpc_call", fake)
     monkeypatch.setattr(cli, "FOLLOW_POLL_SECONDS", 0)
-    rpc.configure()
-    yield made
-    rpc.configure()
+    with answered_calls(monkeypatch, cli, answer) as made:
+        yield made
 
 
 def run(*args):
-    return CliRunner(env={"COLUMNS": "200"}).invoke(cli.app, list(args))
+    return run_app(cli.app, *args)
 
 
 def test_create_shapes_the_segment_window_and_templates(calls, tmp_path):
