@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from nameko.containers import ServiceContainer
+from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -181,6 +182,20 @@ def rpc_as(config: dict[str, Any], role: str | None, actor: str = "tester", raw_
         context["authorization"] = token(role, actor)
     with ClusterRpcProxy(config, context_data=context, timeout=timeout) as proxy:
         yield proxy
+
+
+def call(config: dict[str, Any], role: str, method: str, *args: Any, service: str, actor: str = "tester",
+         **kwargs: Any) -> Any:
+    """``service.method(*args, **kwargs)`` over RPC with a token for ``role`` held by ``actor``."""
+    with rpc_as(config, role, actor=actor) as proxy:
+        return getattr(proxy[service], method)(*args, **kwargs)
+
+
+def remote_error(config: dict[str, Any], role: str, method: str, *args: Any, **kwargs: Any) -> RemoteError:
+    """The ``RemoteError`` the call raises (the test fails if it answers)."""
+    with pytest.raises(RemoteError) as error:
+        call(config, role, method, *args, **kwargs)
+    return error.value
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 from kombu import Connection
-from nameko.exceptions import RemoteError
 from nameko.testing.services import entrypoint_waiter
 
 from services.audit import merkle
@@ -31,7 +30,8 @@ from shared.consumers import as_envelope
 from shared.ed25519_text import public_key_from_text
 from shared.eventstore.envelope import content_hash, utc_now_iso
 from shared.signing import EventSigner
-from tests.support import private_vhost, rpc_as, running, service_config, wait_for
+from tests import support
+from tests.support import private_vhost, running, service_config, wait_for
 
 ALICE = {"name": "李秀英", "phone": "13812345678", "email": "lixiuying@example.com", "tier": "general"}
 LEAK = {"channel": "phone", "category": "after_sales", "summary": "洗衣机漏水", "description": "第一次使用就漏水",
@@ -77,9 +77,9 @@ def crm_on_each_database(request, tmp_path, amqp_uri):
         yield config
 
 
-def call(config, role, method, *args, service="audit", **kwargs):
-    with rpc_as(config, role, actor=f"{role}-1") as proxy:
-        return getattr(proxy[service], method)(*args, **kwargs)
+def call(config, role, method, *args, **kwargs):
+    """A call by ``<role>-1``, so recorded queries name who asked."""
+    return support.call(config, role, method, *args, **{"service": "audit", "actor": f"{role}-1", **kwargs})
 
 
 def register(config, **changes) -> str:
@@ -151,10 +151,8 @@ def test_every_services_events_reach_one_verifiable_ledger_with_signed_proofs(cr
         ("checkpoint", "admin-1")}
 
 
-def remote_error(config, role, method, *args, **kwargs) -> RemoteError:
-    with pytest.raises(RemoteError) as error:
-        call(config, role, method, *args, **kwargs)
-    return error.value
+def remote_error(config, role, method, *args, **kwargs):
+    return support.remote_error(config, role, method, *args, **{"service": "audit", "actor": f"{role}-1", **kwargs})
 
 
 def test_only_auditors_and_admins_may_call_the_audit_service(crm):

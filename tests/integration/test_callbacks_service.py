@@ -8,6 +8,7 @@ erasure). Nothing sleeps: tests wait for what they expect with a deadline.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -26,7 +27,11 @@ from services.customers.service import CustomersService
 from shared.auth import issue_token
 from shared.consumers import as_envelope
 from tests.forged_tokens import claims, signed
+from tests import support
 from tests.support import ISSUER_KEY, event_log, private_vhost, rpc_as, running, service_config, wait_for
+
+call = functools.partial(support.call, service="callbacks")
+remote_error = functools.partial(support.remote_error, service="callbacks")
 
 ALICE = {"name": "张伟", "phone": "13812345678", "email": "zhangwei@example.com", "tier": "partner",
          "consents": ["callbacks"]}
@@ -94,17 +99,6 @@ def ticking(sqlite_config):
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-def call(config, role, method, *args, service="callbacks", actor="tester", **kwargs):
-    with rpc_as(config, role, actor=actor) as proxy:
-        return getattr(proxy[service], method)(*args, **kwargs)
-
-
-def remote_error(config, role, method, *args, **kwargs) -> RemoteError:
-    with pytest.raises(RemoteError) as error:
-        call(config, role, method, *args, **kwargs)
-    return error.value
-
 
 def register(config, **changes) -> str:
     return call(config, "agent", "register", **{**ALICE, **changes}, service="customers")["customer_id"]

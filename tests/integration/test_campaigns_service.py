@@ -10,6 +10,7 @@ or to a real HTTP server, and the tests read them there.
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import threading
@@ -26,7 +27,11 @@ from services.campaigns.service import CampaignsService
 from services.customers.service import CustomersService
 from shared.clock import Clock
 from tests.forged_tokens import claims, signed
+from tests import support
 from tests.support import private_vhost, rpc_as, running, service_config, wait_for
+
+call = functools.partial(support.call, service="campaigns")
+remote_error = functools.partial(support.remote_error, service="campaigns")
 
 SPRING_FESTIVAL_2027 = "2027-02-06"
 TEN_IN_SHANGHAI = datetime(2027, 2, 6, 2, 0, tzinfo=timezone.utc)
@@ -91,17 +96,6 @@ def sqlite_crm(sqlite_config):
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-def call(config, role, method, *args, service="campaigns", **kwargs):
-    with rpc_as(config, role) as proxy:
-        return getattr(proxy[service], method)(*args, **kwargs)
-
-
-def remote_error(config, role, method, *args, **kwargs) -> RemoteError:
-    with pytest.raises(RemoteError) as error:
-        call(config, role, method, *args, **kwargs)
-    return error.value
-
 
 def register(config, name, consents=("care_messages",), **changes) -> str:
     person = {"name": name, "phone": "13812345678", "email": f"{uuid.uuid4().hex[:8]}@example.com",

@@ -10,13 +10,13 @@ customers events straight to the broker.
 
 from __future__ import annotations
 
+import functools
 import dataclasses
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from kombu import Connection
-from nameko.exceptions import RemoteError
 from nameko.testing.services import entrypoint_waiter
 
 from services.complaints.service import ComplaintsService
@@ -28,7 +28,11 @@ from shared.consumers import as_envelope
 from shared.eventstore.envelope import content_hash, utc_now_iso
 from shared.signing import EventSigner
 from shared.timers import leased_timer
-from tests.support import private_vhost, rpc_as, running, service_config, wait_for
+from tests import support
+from tests.support import private_vhost, running, service_config, wait_for
+
+call = functools.partial(support.call, service="complaints")
+remote_error = functools.partial(support.remote_error, service="complaints")
 
 ALICE = {"name": "张伟", "phone": "13812345678", "email": "zhangwei@example.com", "tier": "general"}
 LEAK = {"channel": "phone", "category": "after_sales", "summary": "洗衣机漏水 张伟 13812345678",
@@ -69,17 +73,6 @@ def crm(config, services):
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-def call(config, role, method, *args, service="complaints", **kwargs):
-    with rpc_as(config, role) as proxy:
-        return getattr(proxy[service], method)(*args, **kwargs)
-
-
-def remote_error(config, role, method, *args, **kwargs) -> RemoteError:
-    with pytest.raises(RemoteError) as error:
-        call(config, role, method, *args, **kwargs)
-    return error.value
-
 
 def register(config, **changes) -> str:
     return call(config, "agent", "register", **{**ALICE, **changes}, service="customers")["customer_id"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 import pytest
@@ -11,7 +12,11 @@ from nameko.rpc import rpc
 
 from services.customers.service import CustomersService
 from shared.auth import issue_token
+from tests import support
 from tests.support import ISSUER_KEY, event_log, rpc_as, running, service_config, wait_for
+
+call = functools.partial(support.call, service="customers")
+remote_error = functools.partial(support.remote_error, service="customers")
 
 ALICE = {"name": "张伟", "phone": "13812345678", "email": "zhangwei@example.com", "birthday": "1985-03-08",
          "tier": "general", "tags": ["vip", "beijing"], "consents": ["callbacks"]}
@@ -22,17 +27,6 @@ def customers(tmp_path, database_url, amqp_uri):
     config = service_config(tmp_path, amqp_uri, customers=database_url)
     with running(CustomersService, config):
         yield config
-
-
-def call(config, role, method, *args, **kwargs):
-    with rpc_as(config, role) as proxy:
-        return getattr(proxy.customers, method)(*args, **kwargs)
-
-
-def remote_error(config, role, method, *args, **kwargs) -> RemoteError:
-    with pytest.raises(RemoteError) as error:
-        call(config, role, method, *args, **kwargs)
-    return error.value
 
 
 def caught_up(config):
