@@ -329,7 +329,6 @@ class Ledger:
         ledger holds lost its last entries.
         """
         from_position = max(from_position, 1)
-        upto = to_position if to_position is not None else 2**63 - 1
         expected_prev = GENESIS_HASH
         if from_position > 1:
             with self.engine.connect() as connection:
