@@ -24,6 +24,7 @@ source chain before it), and names the first bad position and why.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ tree = Table(
 SIGNATURE_SAMPLE = 1000  # per source: one good signature vouches for the source chain before it
 VERIFY_PAGE = 5000
 STREAM_CUSTOMERS_CACHED = 20_000
+_scan_json = json.JSONDecoder().scan_once  # json's C scanner, without loads' wrappers
 APPEND_LOCK = 0x617564_6974  # PostgreSQL advisory lock around an append ("audit")
 
 # An entry's columns as stored; ``envelope`` is the source event's canonical JSON without ``hash`` and
@@ -76,6 +78,7 @@ _STORED = ("position", "source_service", "source_position", "type", "stream_id",
            "source_prev_hash", "source_hash", "signature", "envelope", "ingested_at", "prev_hash", "hash")
 _CHAIN = ("position", "prev_hash", "hash", "ingested_at", "customer_id", "source_service", "source_position",
           "source_prev_hash", "source_hash", "signature", "type", "stream_id", "recorded_at", "envelope")
+_SERVICE, _SOURCE_HASH, _SIGNATURE = (_CHAIN.index(name) for name in ("source_service", "source_hash", "signature"))
 _ENVELOPE = ("position", "envelope", "source_hash", "signature", "customer_id", "ingested_at", "prev_hash", "hash")
 _ACTOR_KEYS = frozenset(("id", "role"))
 
@@ -137,9 +140,11 @@ class Ledger:
         self._frontier: tuple[tuple[int, str], merkle.Frontier] | None = None  # (head it belongs to, frontier)
         self._stream_customers: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._lock = threading.Lock()
+        # verify hashes the stored envelope as it is, so it is read as bytes: no decoding and encoding again
+        raw_envelope = "CAST(envelope AS BLOB)" if engine.dialect.name == "sqlite" else "convert_to(envelope, 'UTF8')"
         self._sql = {name: paramstyle(engine, text) for name, text in {
-            "chain": f"SELECT {', '.join(_CHAIN)} FROM audit_ledger WHERE position > ? AND position <= ? "
-                     "ORDER BY position LIMIT ?",
+            "chain": f"SELECT {', '.join(_CHAIN[:-1])}, {raw_envelope} FROM audit_ledger "
+                     "WHERE position > ? AND position <= ? ORDER BY position LIMIT ?",
             "envelopes": f"SELECT {', '.join(_ENVELOPE)} FROM audit_ledger WHERE position > ? AND position <= ? "
                          "ORDER BY position LIMIT ?",
             "insert_entry": f"INSERT INTO audit_ledger ({', '.join(_STORED)}) VALUES ({', '.join('?' * len(_STORED))})",
@@ -271,13 +276,44 @@ class Ledger:
     # -- reading --------------------------------------------------------------
 
     def entries(self, after: int, upto: int | None = None, page: int = VERIFY_PAGE) -> Iterator[dict[str, Any]]:
-        """Every entry after ``after`` (up to ``upto``), as ``entry_view`` dicts, page by page."""
+        """Every entry after ``after`` (up to ``upto``), as ``entry_view`` dicts, page by page.
+
+        The loop is ``entry_view`` inlined: at a few microseconds an entry,
+        a call and a keyword ``update`` per entry are a tenth of the time.
+        """
+        scan = _scan_json
+        for rows in self._pages(self._sql["envelopes"], after, upto, page):
+            for position, text, source_hash, signature, customer_id, ingested_at, prev_hash, current in rows:
+                try:
+                    view, end = scan(text, 0)
+                except StopIteration:
+                    end = -1
+                if end != len(text):
+                    view = parse_json(text)  # not one JSON value: raise json's own error
+                view["hash"] = source_hash
+                view["signature"] = signature
+                view["ledger_position"] = position
+                view["customer_id"] = customer_id
+                view["ingested_at"] = ingested_at
+                view["ledger_prev_hash"] = prev_hash
+                view["ledger_hash"] = current
+                yield view
+
+    def _pages(self, sql: str, after: int, upto: int | None, page: int) -> Iterator[list[tuple]]:
+        """Keyset pages of ``sql`` (positions after, up to, limit): each one short read on a pooled connection.
+
+        No transaction stays open between pages and the ledger is never all
+        in memory. (Mapping the SQLite file, ``mmap_size``, saved a few per
+        cent but left every page read resident in the process: memory would
+        grow with the ledger.)
+        """
         upto = upto if upto is not None else 2**63 - 1
         while True:
             with pooled_cursor(self.engine) as cursor:
-                cursor.execute(self._sql["envelopes"], (after, upto, page))
+                cursor.execute(sql, (after, upto, page))
                 rows = cursor.fetchall()
-            yield from map(entry_view, rows)
+            if rows:
+                yield rows
             if len(rows) < page:
                 return
             after = rows[-1][0]
@@ -293,7 +329,6 @@ class Ledger:
         ledger holds lost its last entries.
         """
         from_position = max(from_position, 1)
-        upto = to_position if to_position is not None else 2**63 - 1
         expected_prev = GENESIS_HASH
         if from_position > 1:
             with self.engine.connect() as connection:
@@ -304,20 +339,20 @@ class Ledger:
         sources: dict[str, list] = {}  # source -> [last source position, its hash, entries not vouched for yet]
         sample = 1 if every_signature else SIGNATURE_SAMPLE
         sha256, signed_by = hashlib.sha256, keys.signed_by
-        expected, checked, after = from_position, 0, from_position - 1
-        while True:
-            with pooled_cursor(self.engine) as cursor:
-                cursor.execute(self._sql["chain"], (after, upto, VERIFY_PAGE))
-                rows = cursor.fetchall()
+        expected, checked = from_position, 0
+        service_now, state = None, None  # the source of the entry before: consecutive entries mostly share one
+        for rows in self._pages(self._sql["chain"], from_position - 1, to_position, VERIFY_PAGE):
             for row in rows:
                 (position, prev_hash, stored, ingested_at, customer_id, service, source_position, source_prev,
                  source_hash, signature, event_type, stream_id, recorded_at, text) = row
-                state = sources.get(service)
-                if state is None:
-                    state = sources[service] = self._source_state(service, from_position)
+                if service != service_now:
+                    state = sources.get(service)
+                    if state is None:
+                        state = sources[service] = self._source_state(service, from_position)
+                    service_now = service
                 if (position != expected or prev_hash != expected_prev or source_position != state[0] + 1
                         or source_prev != state[1]
-                        or sha256(text.encode()).hexdigest() != source_hash
+                        or sha256(text).hexdigest() != source_hash
                         or sha256(f"carecrm audit ledger v1\n{position}\n{prev_hash}\n{ingested_at}\n"
                                   f"{customer_id or ''}\n{service}\n{source_position}\n{source_prev}\n"
                                   f"{source_hash}\n{signature}\n{event_type}\n{stream_id}\n{recorded_at}"
@@ -325,9 +360,10 @@ class Ledger:
                     pending = {name: entry[2] for name, entry in sources.items()}
                     return self._signatures_first(keys, pending) or self._first_problem(
                         row, expected, expected_prev, state, checked)
-                state[0], state[1] = source_position, source_hash
+                state[0] = source_position
+                state[1] = source_hash
                 waiting = state[2]
-                waiting.append((position, service, source_hash, signature))
+                waiting.append(row)
                 if len(waiting) >= sample:
                     if not signed_by(service, source_hash, signature):
                         return self._signatures_first(keys, {service: waiting})
@@ -335,9 +371,6 @@ class Ledger:
                 expected_prev = stored
                 expected += 1
                 checked += 1
-            if len(rows) < VERIFY_PAGE:
-                break
-            after = rows[-1][0]
         bad = self._signatures_first(keys, {name: entry[2] for name, entry in sources.items()}, last_only=True)
         if bad is not None:
             return bad
@@ -361,7 +394,7 @@ class Ledger:
         last_position, last_hash = state[0], state[1]
         if position != expected:
             return VerifyReport(False, checked, expected, f"missing: ledger position {expected} (the next is {position})")
-        if hashlib.sha256(text.encode()).hexdigest() != source_hash:
+        if hashlib.sha256(text).hexdigest() != source_hash:  # ``text`` is read as bytes
             return VerifyReport(False, checked, position, f"edited: the {service} event at source position "
                                                           f"{source_position} does not match its hash", service)
         if prev_hash != expected_prev or entry_hash(position, prev_hash, ingested_at, customer_id, service,
@@ -387,10 +420,11 @@ class Ledger:
         for service, waiting in unvouched.items():
             if not waiting:
                 continue
-            if last_only and keys.signed_by(service, waiting[-1][2], waiting[-1][3]):
+            if last_only and keys.signed_by(service, waiting[-1][_SOURCE_HASH], waiting[-1][_SIGNATURE]):
                 continue
             suspects.extend(waiting)
-        for position, service, source_hash, signature in sorted(suspects):
+        for row in sorted(suspects, key=lambda row: row[0]):  # by ledger position
+            position, service, source_hash, signature = (row[0], row[_SERVICE], row[_SOURCE_HASH], row[_SIGNATURE])
             if not keys.signed_by(service, source_hash, signature):
                 return VerifyReport(False, 0, position, f"bad signature: the {service} event at this position is "
                                                         f"not signed by {service}'s key", service)

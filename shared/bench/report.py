@@ -60,6 +60,8 @@ FIGURES = (
     Figure("audit_replay_events_per_s", "audit ledger replay from the store, SQLite", "events/s", 0, 100_000),
     Figure("audit_verify_events_per_s", "audit ledger verify (source and ledger chains), SQLite", "events/s", 0,
            150_000),
+    Figure("audit_replay_vs_store", "audit ledger replay / store replay, same run", "×", 2),
+    Figure("audit_verify_vs_store", "audit ledger verify / store verify, same run", "×", 2),
     Figure("audit_ledger_entries", "audit ledger size for replay, verify and proofs", "entries"),
     Figure("audit_checkpoint_ms", "audit signed checkpoint", "ms", 2),
     Figure("audit_inclusion_proof_ms", "audit inclusion proof", "ms", 2),
@@ -80,6 +82,10 @@ def assemble(measured: dict[str, Any], machine: dict[str, Any], notes: list[str]
     values["append_vs_peer_sqlite"] = ratio(values.get("append_sqlite_per_s"), values.get("peer_append_sqlite_per_s"))
     values["append_vs_peer_postgres"] = ratio(values.get("append_postgres_per_s"),
                                               values.get("peer_append_postgres_per_s"))
+    # The ledger's read rates beside the store's own, measured in the same run: on a shared machine the
+    # absolute rates drift with the load, the ratios much less.
+    values["audit_replay_vs_store"] = ratio(values.get("audit_replay_events_per_s"), values.get("replay_events_per_s"))
+    values["audit_verify_vs_store"] = ratio(values.get("audit_verify_events_per_s"), values.get("verify_events_per_s"))
     result: dict[str, Any] = {}
     for figure in FIGURES:
         value = values.pop(figure.key, None)

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from services.audit import ledger as ledger_module
 from services.audit import merkle
 from services.audit.checkpoint import TreeHead, sign
 from services.audit.export import make_bundle, verify_bundle
@@ -58,6 +59,17 @@ def test_a_genuine_ledger_verifies_and_chains_every_source(audit):
     entries = replay(audit.engine, {}, 0, 100)["entries"]
     assert [entry["ledger_position"] for entry in entries] == list(range(1, 25))
     assert {entry["customer_id"] for entry in entries} == {"c-1"}, "complaint events inherit their stream's customer"
+
+
+def test_entries_and_verify_read_page_by_page(audit, monkeypatch):
+    monkeypatch.setattr(ledger_module, "VERIFY_PAGE", 5)
+    assert audit.verify(every_signature=True).to_dict()["checked"] == 24
+    assert audit.verify(from_position=4, to_position=17).to_dict() == {
+        "ok": True, "checked": 14, "first_bad_position": None, "reason": None, "source": None}
+    whole = replay(audit.engine, {}, 0, 100)["entries"]
+    assert list(audit.ledger.entries(0, page=5)) == whole
+    assert [entry["ledger_position"] for entry in audit.ledger.entries(3, 17, page=5)] == list(range(4, 18))
+    assert list(audit.ledger.entries(24, page=5)) == []
 
 
 def test_the_database_refuses_to_change_the_ledger(audit):
@@ -112,7 +124,10 @@ def forge_a_signature_and_chain_again(audit, connection) -> None:
     (swap_two_entries, 5, "reordered"),
     (cut_the_tail, 21, "missing"),
 ], ids=["edit", "forged-signature", "delete", "swap", "truncate"])
-def test_verify_names_the_first_bad_position_of_a_tampered_ledger(audit, tamper, position, reason):
+@pytest.mark.parametrize("page", [ledger_module.VERIFY_PAGE, 4], ids=["one-page", "pages-of-4"])
+def test_verify_names_the_first_bad_position_of_a_tampered_ledger(audit, tamper, position, reason, page, monkeypatch):
+    # Pages of 4 put each bad position first on its page (5, 9, 21) or just before a page ends (3, 7).
+    monkeypatch.setattr(ledger_module, "VERIFY_PAGE", page)
     lift_guard(audit)
     with audit.owner.begin() as connection:
         tamper(audit, connection)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from shared.bench.report import to_json
+from shared.bench.report import assemble, to_json
 from shared.bench.runner import Options, run_bench
 from shared.bench.workload import QUICK
 
@@ -22,3 +22,12 @@ def test_the_audit_part_measures_ingest_replay_verify_and_proofs():
         assert isinstance(result[key], (int, float)) and result[key] > 0, key
     assert set(result["targets"]) >= {"audit_ingest_events_per_s", "audit_replay_events_per_s",
                                       "audit_verify_events_per_s"}
+
+
+def test_the_ledger_read_rates_are_set_beside_the_store_rates_of_the_same_run():
+    both = assemble({"replay_events_per_s": 150_000.0, "verify_events_per_s": 200_000.0,
+                     "audit_replay_events_per_s": 120_000.0, "audit_verify_events_per_s": 180_000.0}, {}, [], {}, 1.0,
+                    True)
+    assert both["audit_replay_vs_store"] == 0.8 and both["audit_verify_vs_store"] == 0.9
+    alone = assemble({"audit_replay_events_per_s": 120_000.0}, {}, [], {}, 1.0, True)
+    assert alone["audit_replay_vs_store"] is None and alone["audit_verify_vs_store"] is None
