@@ -1,6 +1,8 @@
 """kill -9 of each service under load, with the services as their own ``nameko run`` processes.
 
-After each kill the service is started again, as ``crm up`` or a container
+One replica of each service on SQLite, or two of each on PostgreSQL, where
+one replica of the victim is killed while the other serves on. After each
+kill the killed process is started again, as ``crm up`` or a container
 runtime would. Then every acknowledged registration is in the log exactly
 once, a failed one at most once, complaints' projections equal their
 rebuild, every log verifies, and complaints caught up within seconds.
@@ -21,20 +23,21 @@ START_SECONDS = 60
 
 
 @pytest.fixture
-def services(fault_vhost, tmp_path):
-    config = service_config(tmp_path, fault_vhost)  # SQLite stores in tmp_path
-    children = {name: ServiceProcess(name, service_spec(name).service_class,
-                                     write_service_config(tmp_path / "run", name, config),
-                                     tmp_path / "logs" / f"{name}.log")
+def services(fault_vhost, tmp_path, deployment):
+    config, replicas = deployment(fault_vhost)
+    children = {name: [ServiceProcess(name, service_spec(name).service_class,
+                                      write_service_config(tmp_path / "run", name, config),
+                                      tmp_path / "logs" / f"{name}-{replica}.log") for replica in range(replicas)]
                 for name in ("customers", "complaints")}
-    for child in children.values():
+    every_child = [child for replicas_of_one in children.values() for child in replicas_of_one]
+    for child in every_child:
         child.start()
     try:
         for name in children:
             wait_for(lambda name=name: answers(config, name), timeout=START_SECONDS, what=f"{name} to start")
         yield config, children
     finally:
-        stop_processes(list(children.values()), grace=10)
+        stop_processes(every_child, grace=10)
 
 
 @pytest.mark.parametrize("victim", ["customers", "complaints"])
@@ -43,9 +46,9 @@ def test_kill_9_under_load_loses_nothing_and_runs_nothing_twice(services, victim
     agents = Agents(config)
     wait_for(lambda: len(agents.acknowledged) >= 30, timeout=30, what="the load to get going")
 
-    children[victim].kill()  # SIGKILL: no shutdown, leases and unacknowledged messages left behind
+    children[victim][0].kill()  # SIGKILL: no shutdown, leases and unacknowledged messages left behind
     killed_at = time.monotonic()
-    children[victim].start()
+    children[victim][0].start()
     wait_for(lambda: answers(config, victim), timeout=START_SECONDS, what=f"{victim} to start again")
     back_after = time.monotonic() - killed_at
     acknowledged = len(agents.acknowledged)
@@ -54,5 +57,7 @@ def test_kill_9_under_load_loses_nothing_and_runs_nothing_twice(services, victim
 
     caught_up = assert_settled(config)
     assert_each_registration_ran_once(config, agents)
+    assert [child.exited() for replicas in children.values() for child in replicas] == [None] * sum(
+        map(len, children.values()))  # the restarted process, and every other, still runs
     print(f"\n{victim} answered {back_after:.2f} s after kill -9; complaints caught up in {caught_up:.2f} s; "
           f"{len(agents.acknowledged)} registrations acknowledged, {len(agents.failed)} failed")
