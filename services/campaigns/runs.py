@@ -21,6 +21,10 @@ their birthday on the day). For each batch, in this order:
 5. append ``CareMessageSent`` / ``CareMessageFailed`` in one append, then
    mark the keys in ``care_messages``.
 
+Through a channel that can be read back (the file sink), step 3 is left
+out and the skips go into step 5's append: the sink's own record stands
+for the queueing, so a message costs one event.
+
 ``outside_window`` and ``already_sent`` are not final for the customer
 (a later run in the window sends; a sent message stays sent), so they are
 counted in the run, not logged per customer: a second run of a day costs
