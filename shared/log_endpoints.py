@@ -59,7 +59,7 @@ class LogEndpoints:
     def events_since(self, *args, **kwargs):
         """Envelopes after a position, oldest first, as recorded (signed): how consumers fill gaps."""
         query = load_call(_EventsSince(), args, kwargs)
-        return [envelope.to_dict() for envelope
+        return [envelope.as_record() for envelope
                 in self.log.store.read_since(query["after_position"], query["limit"], upcast=False)]
 
     @rpc

@@ -63,6 +63,9 @@ class Outcome:
 
 class Channel(Protocol):
     name: str
+    # True if the channel can be read back (``delivered``) and ``deliver`` returns once it holds the
+    # messages: a run then records a message once, by its outcome, without a ``CareMessageQueued`` first.
+    readable_back: bool
 
     def address(self, contact: Mapping[str, Any]) -> str | None: ...
 
@@ -100,6 +103,7 @@ class Retry:
 
 class FileSink:
     name = "file"
+    readable_back = True
 
     def __init__(self, directory: Path, retry: Retry):
         self.path = Path(directory) / "campaigns" / "care-messages.jsonl"
@@ -153,6 +157,8 @@ class FileSink:
 
 class _RemoteChannel:
     """A channel beyond the service, configured by its ``CAMPAIGNS`` section; it cannot be asked what it got."""
+
+    readable_back = False
 
     def __init__(self, settings: Mapping[str, Any], retry: Retry):
         self.settings = settings

@@ -21,6 +21,10 @@ their birthday on the day). For each batch, in this order:
 5. append ``CareMessageSent`` / ``CareMessageFailed`` in one append, then
    mark the keys in ``care_messages``.
 
+Through a channel that can be read back (the file sink), step 3 is left
+out and the skips go into step 5's append: the sink's own record stands
+for the queueing, so a message costs one event.
+
 ``outside_window`` and ``already_sent`` are not final for the customer
 (a later run in the window sends; a sent message stays sent), so they are
 counted in the run, not logged per customer: a second run of a day costs
@@ -325,13 +329,16 @@ class Run:
         for _lost in range(len(planned.messages) - len(mine)):
             planned.count("already_sent")  # another run claimed it first
         fresh = [m for m in mine if m.message_key not in self._queued]
-        self._append([*(NewEvent("CareMessageQueued", self._message_data(m)) for m in fresh),
-                      *(NewEvent("CareMessageSkipped", {"run_id": self.run_id,
-                                                        "campaign_id": self.occasion.campaign.campaign_id,
-                                                        "customer_id": customer_id, "reason": reason})
-                        for customer_id, reason in planned.skips)])
-        self._queued.update(m.message_key for m in fresh)
-        sent, failed = self._deliver(mine)
+        skips = [NewEvent("CareMessageSkipped", {"run_id": self.run_id, "campaign_id": self.occasion.campaign.campaign_id,
+                                                 "customer_id": customer_id, "reason": reason})
+                 for customer_id, reason in planned.skips]
+        if self.occasion.channel.readable_back:  # the channel's own record stands for the queueing
+            self._queued.update(m.message_key for m in fresh)
+            sent, failed = self._deliver(mine, skips)
+        else:
+            self._append([*(NewEvent("CareMessageQueued", self._message_data(m)) for m in fresh), *skips])
+            self._queued.update(m.message_key for m in fresh)
+            sent, failed = self._deliver(mine)
         skipped = dict(planned.counted)
         for _customer, reason in planned.skips:
             skipped[reason] = skipped.get(reason, 0) + 1
@@ -341,11 +348,13 @@ class Run:
             deliveries.save_progress(self.engine, self.run_id, self.counts)
             self._saved_at = time.monotonic()
 
-    def _deliver(self, messages: list[Outgoing]) -> tuple[int, int]:
+    def _deliver(self, messages: list[Outgoing], events: list[NewEvent] | None = None) -> tuple[int, int]:
+        """Deliver, then append the outcomes after ``events`` (the batch's skips, through a readable-back channel)."""
+        events = list(events or ())
         if not messages:
+            self._append(events)
             return 0, 0
         outcomes = self.occasion.channel.deliver(messages)
-        events = []
         for message in messages:
             outcome = outcomes[message.message_key]
             data = {**self._message_data(message), "channel": self.occasion.channel.name,
@@ -370,6 +379,9 @@ class Run:
                 self._queued.add(key)
             elif event_type in ("CareMessageSent", "CareMessageFailed"):
                 settled[key] = "sent" if event_type == "CareMessageSent" else "failed"
+                if key not in self._queued:  # recorded by its outcome alone (a readable-back channel)
+                    self._queued.add(key)
+                    self.counts["queued"] += 1
             self._recount_type(event_type, data)
         open_keys = {key for key, status in deliveries.claimed_by(self.engine, self.run_id).items()
                      if status == "queued"}
@@ -380,14 +392,19 @@ class Run:
         channel = self.occasion.channel
         delivered = channel.delivered(unsettled)
         cut_off = [] if channel.name == "file" else [key for key in unsettled if key not in delivered]
-        events = [NewEvent("CareMessageQueued", self._key_data(key)) for key in unsettled if key not in self._queued]
+        events = [] if channel.readable_back else [NewEvent("CareMessageQueued", self._key_data(key))
+                                                    for key in unsettled if key not in self._queued]
         events += [NewEvent("CareMessageSent", {**self._key_data(key), "channel": channel.name, "attempts": 1})
                    for key in unsettled if key in delivered]
         events += [NewEvent("CareMessageFailed", {**self._key_data(key), "channel": channel.name, "attempts": 1,
                                                   "reason": "interrupted: the run stopped between sending and "
                                                             "recording; not sent again"}) for key in cut_off]
         self._append(events)
-        self._queued.update(unsettled)
+        if channel.readable_back:  # what the sink holds is recorded by its outcome alone
+            self.counts["queued"] += sum(1 for key in delivered if key not in self._queued)
+            self._queued.update(delivered)
+        else:
+            self._queued.update(unsettled)
         for event in events:
             self._recount_type(event.type, event.data)
         deliveries.settle(self.engine, {**{key: "sent" for key in delivered}, **{key: "failed" for key in cut_off}},

@@ -109,7 +109,16 @@ class Envelope:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def as_record(self) -> dict[str, Any]:
+        """``to_dict()`` without its deep copy: shares ``actor`` and ``data`` with the envelope.
 
+        For answers serialised at once (``events_since`` sends thousands);
+        the caller must not change what it gets.
+        """
+        return {name: getattr(self, name) for name in _FIELD_NAMES}
+
+
+_FIELD_NAMES = tuple(field.name for field in fields(Envelope))
 _new = object.__new__
 _ROW_SETTERS = tuple(getattr(Envelope, field.name).__set__ for field in fields(Envelope))
 _set_schema_version, _set_actor, _set_data = (getattr(Envelope, name).__set__
