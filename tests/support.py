@@ -152,12 +152,17 @@ def token(role: str, actor: str = "tester", ttl_seconds: int = 3600) -> str:
     return issue_token(ISSUER_KEY, role, actor, list(installed_services()), ttl_seconds)
 
 
-@contextlib.contextmanager
-def running(service_cls: type, config: dict[str, Any]) -> Iterator[ServiceContainer]:
-    """The service started, its database first migrated by the owner where the config names one (as `crm up`)."""
+def migrated_by_owner(service_cls: type, config: dict[str, Any]) -> None:
+    """Bring the service's database to head as its owner, where the config names one (as `crm up` does)."""
     settings = load_settings(config)
     if settings.owner_database_url(service_cls.name):
         migrate_service(settings, service_cls.name, service_cls)
+
+
+@contextlib.contextmanager
+def running(service_cls: type, config: dict[str, Any]) -> Iterator[ServiceContainer]:
+    """The service started, its database first migrated by the owner where the config names one (as `crm up`)."""
+    migrated_by_owner(service_cls, config)
     container = ServiceContainer(service_cls, config)
     container.start()
     try:

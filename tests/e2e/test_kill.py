@@ -17,7 +17,7 @@ import pytest
 from shared.discovery import service_spec
 from shared.processes import ServiceProcess, stop_processes, write_service_config
 from tests.e2e.load import Agents, answers, assert_each_registration_ran_once, assert_settled
-from tests.support import service_config, wait_for
+from tests.support import migrated_by_owner, wait_for
 
 START_SECONDS = 60
 
@@ -29,6 +29,8 @@ def services(fault_vhost, tmp_path, deployment):
                                       write_service_config(tmp_path / "run", name, config),
                                       tmp_path / "logs" / f"{name}-{replica}.log") for replica in range(replicas)]
                 for name in ("customers", "complaints")}
+    for name in children:
+        migrated_by_owner(service_spec(name).load_class(), config)
     every_child = [child for replicas_of_one in children.values() for child in replicas_of_one]
     for child in every_child:
         child.start()
