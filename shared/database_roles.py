@@ -78,13 +78,16 @@ def grant_service_role(connection: Connection, role: str) -> None:
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT {READ_WRITE} ON TABLES TO {grantee}")
     connection.exec_driver_sql(
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT USAGE, SELECT ON SEQUENCES TO {grantee}")
-    tables = connection.exec_driver_sql(
-        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename").scalars().all()
+    owners = dict(connection.exec_driver_sql(
+        "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename").all())
+    tables = list(owners)
     owned = [table for table in tables if privileges_for(table) == READ_WRITE] \
         if may_hand_over(connection, role) else []
-    if owned:  # a new owner must be allowed to create in the schema: for the hand-over only, never to keep
+    # Only tables not handed over yet: ALTER ... OWNER locks a table against its running service's writes.
+    handed_over = [table for table in owned if owners[table] != role]
+    if handed_over:  # a new owner must be allowed to create in the schema: for the hand-over only, never to keep
         connection.exec_driver_sql(f"GRANT CREATE ON SCHEMA {schema} TO {grantee}")
-        for table in owned:
+        for table in handed_over:
             connection.exec_driver_sql(f"ALTER TABLE {schema}.{preparer.quote(table)} OWNER TO {grantee}")
         connection.exec_driver_sql(f"REVOKE CREATE ON SCHEMA {schema} FROM {grantee}")
     for table in tables:
