@@ -20,7 +20,6 @@ import logging
 import multiprocessing
 import re
 import threading
-import time
 import uuid
 from collections import defaultdict
 from typing import Iterator
@@ -106,17 +105,19 @@ def follow(store: EventStore, writers_done) -> int:
     missing from a page and appearing later would be a new event below one
     the reader had already seen.
     """
-    seen, deadline = 0, time.monotonic() + DEADLINE_SECONDS
-    while time.monotonic() < deadline:
+    seen = 0
+
+    def caught_up() -> bool:
+        nonlocal seen
         done = writers_done()  # before reading, so the last read sees every commit
         positions = [envelope.position for envelope in store.read_since(seen, 50)]
         assert positions == list(range(seen + 1, seen + 1 + len(positions))), \
             f"having seen up to {seen}, the reader got {positions[:10]}"
         seen += len(positions)
-        if done and not positions:
-            return seen
-        time.sleep(0.001)  # lets greenthread writers in; real processes run anyway
-    raise AssertionError(f"writers did not finish within {DEADLINE_SECONDS}s")
+        return done and not positions
+
+    wait_for(caught_up, timeout=DEADLINE_SECONDS, interval=0.001, what="the writers to finish and every event read")
+    return seen
 
 
 def assert_well_formed_log(store: EventStore, total: int) -> None:
