@@ -185,12 +185,7 @@ class CallbackAttempted(_Event):
     notes = fields.String(required=True, allow_none=True)
     agent = fields.String(required=True)
     kind = one_of(KINDS, required=True)
-
-
-class CallbackRescheduled(_Event):
-    due_at = fields.String(required=True)
-    previous_due_at = fields.String(required=True)
-    reason = fields.String(required=True)  # "retry after <outcome>"
+    next_due_at = fields.String(required=True, allow_none=True)  # a retried outcome: when the next try is due
 
 
 class CallbackReturnedToPool(_Event):
@@ -237,7 +232,6 @@ class CallbackTextsRead(PiiAccessed):
 EVENT_SCHEMAS: dict[str, type[Schema]] = {
     "CallbackScheduled": CallbackScheduled,
     "CallbackAttempted": CallbackAttempted,
-    "CallbackRescheduled": CallbackRescheduled,
     "CallbackReturnedToPool": CallbackReturnedToPool,
     "CallbackCompleted": CallbackCompleted,
     "CallbackFailed": CallbackFailed,

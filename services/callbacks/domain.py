@@ -144,8 +144,8 @@ def evolve(state: Callback, event_type: str, data: dict[str, Any], version: int,
     elif event_type == "CallbackAttempted":
         changes.update(attempts=data["attempt"], outcome=data["outcome"], satisfaction=data["satisfaction"],
                        script_followed=data["script_followed"])
-    elif event_type == "CallbackRescheduled":
-        changes["due_at"] = data["due_at"]
+        if data["next_due_at"]:
+            changes["due_at"] = data["next_due_at"]
     elif event_type == "CallbackReturnedToPool":
         changes["assignee"] = None
     elif event_type in ("CallbackCompleted", "CallbackFailed", "CallbackCancelled"):
@@ -200,15 +200,21 @@ def require_callable(customer_id: str, customer: dict[str, Any] | None) -> None:
 
 def decide_attempt(state: Callback, command: dict[str, Any], agent: str, now: datetime, rules: Rules,
                    ) -> list[NewEvent]:
-    """Record one call and what follows from it: done, retried inside the window, or failed."""
+    """Record one call and what follows from it: done, retried inside the window, or failed.
+
+    A retried outcome names its next due time in the ``CallbackAttempted``
+    itself, so the common case (busy, no answer) is one event, not two.
+    """
     state.require_open("record an attempt on")
     state.require_version(command.get("expected_version"))
     outcome, attempt = command["outcome"], state.attempts + 1
     reached = outcome == "reached"
+    retried = outcome in RETRIED_OUTCOMES and attempt < state.max_attempts
     events = [_event("CallbackAttempted", state.callback_id, now, attempt=attempt, outcome=outcome,
                      satisfaction=command.get("satisfaction") if reached else None,
                      script_followed=command.get("script_followed") if reached else None,
-                     notes=command.get("notes"), agent=agent, kind=state.kind)]
+                     notes=command.get("notes"), agent=agent, kind=state.kind,
+                     next_due_at=iso(retry_at(rules, state.timezone, now)) if retried else None)]
     if reached:
         if command.get("issue"):
             events.append(_event("CallbackIssueRaised", state.callback_id, now, customer_id=state.customer_id,
@@ -218,12 +224,8 @@ def decide_attempt(state: Callback, command: dict[str, Any], agent: str, now: da
                              satisfaction=command.get("satisfaction"), script_followed=command["script_followed"]))
     elif outcome in FINAL_OUTCOMES:
         events.append(_event("CallbackFailed", state.callback_id, now, attempts=attempt, reason=outcome))
-    elif outcome in RETRIED_OUTCOMES and attempt >= state.max_attempts:
+    elif not retried:
         events.append(_event("CallbackFailed", state.callback_id, now, attempts=attempt, reason="max_attempts"))
-    else:
-        events.append(_event("CallbackRescheduled", state.callback_id, now,
-                             due_at=iso(retry_at(rules, state.timezone, now)), previous_due_at=state.due_at,
-                             reason=f"retry after {outcome} (attempt {attempt} of {state.max_attempts})"))
     return events
 
 

@@ -79,19 +79,19 @@ class CallbackList(Projection):
             assignee=data["assignee"], attempts=0, origin=data["origin"], complaint_id=data["complaint_id"],
             scheduled_at=envelope.occurred_at, version=envelope.stream_version))
 
-    @handles("callbacks", "CallbackAttempted", "CallbackRescheduled", "CallbackReturnedToPool", "CallbackCompleted",
+    @handles("callbacks", "CallbackAttempted", "CallbackReturnedToPool", "CallbackCompleted",
              "CallbackFailed", "CallbackCancelled", "CallbackIssueRaised")
     def changed(self, connection: Connection, envelope: Envelope) -> None:
         data = envelope.data
         values = {"version": envelope.stream_version}
         if envelope.type == "CallbackAttempted":
             values["attempts"] = data["attempt"]
+            if data["next_due_at"]:
+                values["due_at"] = data["next_due_at"]
             connection.execute(insert(callback_attempts).values(
                 callback_id=data["callback_id"], attempt=data["attempt"], kind=data["kind"], agent=data["agent"],
                 attempted_at=envelope.occurred_at, outcome=data["outcome"], satisfaction=data["satisfaction"],
                 script_followed=data["script_followed"]))
-        elif envelope.type == "CallbackRescheduled":
-            values["due_at"] = data["due_at"]
         elif envelope.type == "CallbackReturnedToPool":
             values["assignee"] = None
         elif envelope.type in ("CallbackCompleted", "CallbackFailed", "CallbackCancelled"):

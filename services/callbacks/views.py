@@ -28,8 +28,8 @@ _NOTES = {
     "CallbackAttempted": lambda d: f"attempt {d['attempt']} by {d['agent']}: {d['outcome']}"
                                    + (f", satisfaction {d['satisfaction']}" if d["satisfaction"] else "")
                                    + ("" if d["script_followed"] is None
-                                      else ", script followed" if d["script_followed"] else ", script not followed"),
-    "CallbackRescheduled": lambda d: f"{d['reason']}: due {d['due_at']}",
+                                      else ", script followed" if d["script_followed"] else ", script not followed")
+                                   + (f"; next try due {d['next_due_at']}" if d["next_due_at"] else ""),
     "CallbackReturnedToPool": lambda d: f"returned to the team pool from {d['previous_assignee']} "
                                         f"({d['overdue_minutes']} min overdue)",
     "CallbackCompleted": lambda d: f"completed after {d['attempts']} attempt(s)",

@@ -114,11 +114,12 @@ def test_unanswered_calls_are_retried_until_the_last_attempt_fails_the_callback(
     moments = [at(SHANGHAI, 2025, 11, 4, 10), at(SHANGHAI, 2025, 11, 4, 12), at(SHANGHAI, 2025, 11, 4, 14)]
     for number, (outcome, moment) in enumerate(zip(("no_answer", "busy"), moments), start=1):
         events, state = attempt(state, outcome, moment)
-        assert [event.type for event in events] == ["CallbackAttempted", "CallbackRescheduled"]
+        assert [event.type for event in events] == ["CallbackAttempted"]
         assert state.status == "scheduled" and state.attempts == number
-        assert state.due_at == domain.iso(moment + timedelta(hours=1))
+        assert state.due_at == events[0].data["next_due_at"] == domain.iso(moment + timedelta(hours=1))
     events, state = attempt(state, "voicemail", moments[2])
     assert [event.type for event in events] == ["CallbackAttempted", "CallbackFailed"]
+    assert events[0].data["next_due_at"] is None
     assert (state.status, state.close_reason, state.attempts) == ("failed", "max_attempts", 3)
 
 
