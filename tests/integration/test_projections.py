@@ -424,6 +424,18 @@ def test_replicas_sharing_postgresql_apply_each_event_once(postgres_url):
         engine.dispose()
 
 
+
+def test_an_in_order_delivery_another_replica_applied_is_a_duplicate(engine, store):
+    """A replica takes the next event without reading tracking; the conditional update still finds it taken."""
+    first, second = ConsumerRunner(engine, StreamCounts()), ConsumerRunner(engine, StreamCounts())
+    one, two = append(store, "c1", name="Ann"), append(store, "c1", name="Bob")
+    assert first.handle("customers", one) == "applied"
+    assert second.handle("customers", two) == "applied"
+
+    assert first.handle("customers", two) == "duplicate"  # next in line for ``first``, applied by ``second``
+    assert counts(engine) == {"c1": (2, "Bob")}
+    assert first.position("customers") == 2
+
 def test_replicas_sharing_a_backlog_fill_gaps_a_page_at_a_time(postgres_url):
     """Two replicas, each delivered every other event of a backlog, pull pages instead of one event per gap."""
     engines = [create_store_engine(postgres_url) for _ in range(2)]
