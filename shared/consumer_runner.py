@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from sqlalchemy import MetaData, create_engine, delete, insert, or_, select, update
+from sqlalchemy import MetaData, bindparam, create_engine, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
@@ -53,6 +53,17 @@ FIRST_RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 30.0
 
 FetchSince = Callable[[str, int, int], list[dict[str, Any]]]
+
+# Built once: every event runs them, and a statement object keeps its compiled cache key.
+_tracking = projection_tracking.c
+MOVE_TRACKING = update(projection_tracking).where(
+    _tracking.projection == bindparam("consumer"), _tracking.upstream == bindparam("of_upstream"),
+    _tracking.position == bindparam("before"),
+    or_(_tracking.hash == bindparam("prev_hash"), _tracking.hash.is_(None)),
+).values(position=bindparam("to_position"), hash=bindparam("to_hash"))
+TRACKING_ROWS = select(_tracking.upstream, _tracking.position, _tracking.hash).where(
+    _tracking.projection == bindparam("consumer"))
+TRACKING_ROWS_FOR_UPDATE = TRACKING_ROWS.with_for_update()
 
 
 class ConsumerGap(RuntimeError):
@@ -288,8 +299,7 @@ class ConsumerRunner:
             for envelope in batch:
                 self.consumer.act(envelope)
             with write_transaction(self.engine) as connection, connection.begin():
-                moved = connection.execute(self._move_tracking(upstream, batch[0], batch[-1]))
-                if moved.rowcount != 1:
+                if not self._move_tracking(connection, upstream, batch[0], batch[-1]):
                     raise _ApplyFailed("batch is not next in line")
                 self.consumer.apply_batch(connection, batch)
         except Exception:  # noqa: BLE001 - rolled back; the event-by-event path sorts it out
@@ -416,7 +426,7 @@ class ConsumerRunner:
         replica that loses the race waits on the row and then finds the
         position taken, before it has applied anything.
         """
-        if connection.execute(self._move_tracking(upstream, envelope, envelope)).rowcount == 1:
+        if self._move_tracking(connection, upstream, envelope, envelope):
             return True
         current, _hash = self._tracking_rows(connection)[upstream]
         if current >= envelope.position:
@@ -426,14 +436,12 @@ class ConsumerRunner:
         raise ConsumerGap(f"{self.consumer.name} is at {upstream} position {current}, "
                             f"cannot apply {envelope.position}")
 
-    def _move_tracking(self, upstream: str, first: Envelope, last: Envelope):
+    def _move_tracking(self, connection: Connection, upstream: str, first: Envelope, last: Envelope) -> bool:
         """UPDATE tracking onto ``last`` if it stands just before ``first`` and ``first`` chains onto it."""
-        tracking = projection_tracking.c
-        return update(projection_tracking).where(
-            tracking.projection == self.consumer.name, tracking.upstream == upstream,
-            tracking.position == first.position - 1,
-            or_(tracking.hash == first.prev_hash, tracking.hash.is_(None)),
-        ).values(position=last.position, hash=last.hash)
+        moved = connection.execute(MOVE_TRACKING, {
+            "consumer": self.consumer.name, "of_upstream": upstream, "before": first.position - 1,
+            "prev_hash": first.prev_hash, "to_position": last.position, "to_hash": last.hash})
+        return moved.rowcount == 1
 
     def _forked(self, upstream: str, envelope: Envelope) -> UpstreamForked:
         error = UpstreamForked(
@@ -466,11 +474,9 @@ class ConsumerRunner:
 
     def _tracking_rows(self, connection: Connection, for_update: bool = False) -> dict[str, tuple[int, str | None]]:
         """``upstream -> (position, hash of the event there)`` for the upstreams tracked so far."""
-        tracking = projection_tracking.c
-        query = select(tracking.upstream, tracking.position, tracking.hash).where(
-            tracking.projection == self.consumer.name)
+        query = TRACKING_ROWS_FOR_UPDATE if for_update else TRACKING_ROWS
         return {upstream: (position, chain_hash) for upstream, position, chain_hash
-                in connection.execute(query.with_for_update() if for_update else query)}
+                in connection.execute(query, {"consumer": self.consumer.name})}
 
     # -- rebuilding ---------------------------------------------------------
 
