@@ -150,8 +150,8 @@ class Relay:
     # -- publishing --------------------------------------------------------
 
     def _publish_while_leader(self, stop: Stop) -> None:
-        """Renew the lease before each batch: a long backlog must not outlast it."""
-        while not (stop.is_set() or self._closed) and self.lease.acquire():
+        """Renew the lease between batches when it is due: a long backlog must not outlast it."""
+        while not (stop.is_set() or self._closed) and self.lease.renew_when_due():
             if not self._publish_batch():
                 return
 

@@ -98,3 +98,20 @@ def test_leases_with_different_names_are_independent(engine, clock):
     relay = Lease(engine, "customers.relay", "a", clock=clock)
     timer = Lease(engine, "customers.timer", "b", clock=clock)
     assert relay.acquire() and timer.acquire()
+
+
+def expiry_of(engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(select(leases.c.expires_at)).scalar_one()
+
+
+def test_a_renewal_when_due_writes_only_once_the_last_one_is_old_enough(engine, clock):
+    a, b = lease(engine, clock, "a"), lease(engine, clock, "b")
+    assert a.renew_when_due(renew_seconds=2.0)  # not held yet: taken
+    clock.now += 1.5
+    assert a.renew_when_due(renew_seconds=2.0)
+    assert expiry_of(engine) == 1_000_010_000  # fresh enough: no write
+    clock.now += 0.6
+    assert a.renew_when_due(renew_seconds=2.0)
+    assert expiry_of(engine) == 1_000_012_100  # 2.1 s after the last renewal: renewed
+    assert not b.renew_when_due(renew_seconds=2.0)  # another owner still has to ask the database
