@@ -33,7 +33,7 @@ from amqp.method_framing import frame_writer
 from kombu import Connection
 from nameko.constants import PERSISTENT
 from nameko.standalone.events import get_event_exchange
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.eventstore.engine import write_transaction
@@ -49,6 +49,11 @@ CONFIRM_TIMEOUT_SECONDS = 10.0
 BACKOFF_SECONDS = (0.25, 2.0)  # first and longest wait before reconnecting
 _ENVELOPE_FIELDS = tuple(field.name for field in dataclasses.fields(Envelope))
 _PROPERTIES = {"delivery_mode": PERSISTENT}
+# Built once: the relay runs them around every batch.
+READ_CHECKPOINT = select(checkpoints.c.position).where(checkpoints.c.name == RELAY_CHECKPOINT)
+ADVANCE_CHECKPOINT = update(checkpoints).where(
+    checkpoints.c.name == RELAY_CHECKPOINT, checkpoints.c.position < bindparam("to_position"),
+).values(position=bindparam("to_position"))
 
 
 class Stop(Protocol):
@@ -106,8 +111,7 @@ class Relay:
     def checkpoint(self) -> int:
         """Position of the last event the broker confirmed."""
         with self.store.engine.connect() as connection:
-            return connection.execute(select(checkpoints.c.position)
-                                      .where(checkpoints.c.name == RELAY_CHECKPOINT)).scalar() or 0
+            return connection.execute(READ_CHECKPOINT).scalar() or 0
 
     def wake(self) -> None:
         """Publish soon: called after each append (``store.on_append``)."""
@@ -257,8 +261,7 @@ class Relay:
     def _create_checkpoint(self) -> None:
         try:
             with write_transaction(self.store.engine) as connection, connection.begin():
-                if connection.execute(select(checkpoints.c.position)
-                                      .where(checkpoints.c.name == RELAY_CHECKPOINT)).first() is None:
+                if connection.execute(READ_CHECKPOINT).first() is None:
                     connection.execute(insert(checkpoints).values(name=RELAY_CHECKPOINT, position=0))
         except IntegrityError:  # another replica created it first
             pass
@@ -266,9 +269,7 @@ class Relay:
     def _advance(self, position: int) -> None:
         """Move the checkpoint forward, never back (a stale replica may finish late)."""
         with self.store.engine.begin() as connection:
-            connection.execute(update(checkpoints)
-                               .where(checkpoints.c.name == RELAY_CHECKPOINT, checkpoints.c.position < position)
-                               .values(position=position))
+            connection.execute(ADVANCE_CHECKPOINT, {"to_position": position})
 
 
 def _body(envelope: Envelope) -> str:

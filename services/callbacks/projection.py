@@ -14,7 +14,7 @@ shows on the callback.
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, insert, update
+from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, bindparam, insert, update
 from sqlalchemy.engine import Connection
 
 from services.callbacks.domain import PRIORITY_RANK, status_after
@@ -65,6 +65,10 @@ callback_complaints = Table(
     Column("closed_at", String(32)),
 )
 
+# Built once (an attempt is the most frequent event): the columns set are the parameters given.
+INSERT_ATTEMPT = insert(callback_attempts)
+UPDATE_CALLBACK = update(callback_list).where(callback_list.c.callback_id == bindparam("of_callback"))
+
 
 class CallbackList(Projection):
     name = "callbacks.list"
@@ -79,26 +83,25 @@ class CallbackList(Projection):
             assignee=data["assignee"], attempts=0, origin=data["origin"], complaint_id=data["complaint_id"],
             scheduled_at=envelope.occurred_at, version=envelope.stream_version))
 
-    @handles("callbacks", "CallbackAttempted", "CallbackReturnedToPool", "CallbackCompleted",
-             "CallbackFailed", "CallbackCancelled", "CallbackIssueRaised")
+    @handles("callbacks", "CallbackAttempted", "CallbackReturnedToPool", "CallbackCompleted", "CallbackFailed",
+             "CallbackCancelled", "CallbackIssueRaised")
     def changed(self, connection: Connection, envelope: Envelope) -> None:
         data = envelope.data
-        values = {"version": envelope.stream_version}
+        values = {"of_callback": data["callback_id"], "version": envelope.stream_version}
         if envelope.type == "CallbackAttempted":
             values["attempts"] = data["attempt"]
             if data["next_due_at"]:
                 values["due_at"] = data["next_due_at"]
-            connection.execute(insert(callback_attempts).values(
-                callback_id=data["callback_id"], attempt=data["attempt"], kind=data["kind"], agent=data["agent"],
-                attempted_at=envelope.occurred_at, outcome=data["outcome"], satisfaction=data["satisfaction"],
-                script_followed=data["script_followed"]))
+            connection.execute(INSERT_ATTEMPT, {
+                "callback_id": data["callback_id"], "attempt": data["attempt"], "kind": data["kind"],
+                "agent": data["agent"], "attempted_at": envelope.occurred_at, "outcome": data["outcome"],
+                "satisfaction": data["satisfaction"], "script_followed": data["script_followed"]})
         elif envelope.type == "CallbackReturnedToPool":
             values["assignee"] = None
         elif envelope.type in ("CallbackCompleted", "CallbackFailed", "CallbackCancelled"):
             values.update(status=status_after("scheduled", envelope.type), closed_at=envelope.occurred_at,
                           close_reason=data.get("reason") or "reached")
-        connection.execute(update(callback_list).where(callback_list.c.callback_id == data["callback_id"])
-                           .values(**values))
+        connection.execute(UPDATE_CALLBACK, values)
 
     @handles("complaints", "ComplaintFiled")
     def complaint_filed(self, connection: Connection, envelope: Envelope) -> None:
