@@ -192,10 +192,29 @@ class CustomerErased(Schema):
 
 
 class PiiAccessed(Schema):
+    """A read of one customer's PII in clear, recorded with the fields shown and why."""
+
     customer_id = fields.String(required=True)
     purpose = fields.String(required=True)
     fields_ = fields.List(fields.String(), required=True, data_key="fields")
     method = fields.String(required=True)
+
+
+class CustomerPiiRead(PiiAccessed):
+    """``PiiAccessed`` in the customers log: one customer's read, or a whole ``reveal_contacts`` batch.
+
+    A batch names every customer revealed in ``customer_ids`` (1 to
+    ``MAX_REVEAL_BATCH``), so a campaign run records one event per batch
+    rather than one per customer; an event names one shape or the other.
+    """
+
+    customer_id = fields.String()
+    customer_ids = fields.List(identifier(), validate=validate.Length(min=1, max=MAX_REVEAL_BATCH))
+
+    @validates_schema
+    def one_customer_or_a_batch(self, data, **_kwargs):
+        if ("customer_id" in data) == ("customer_ids" in data):
+            raise ValidationError({"customer_ids": ["name one customer (customer_id) or a batch (customer_ids)"]})
 
 
 EVENT_SCHEMAS: dict[str, type[Schema]] = {
@@ -205,7 +224,7 @@ EVENT_SCHEMAS: dict[str, type[Schema]] = {
     "ConsentGiven": ConsentChanged,
     "ConsentWithdrawn": ConsentChanged,
     "CustomerErased": CustomerErased,
-    "PiiAccessed": PiiAccessed,
+    "PiiAccessed": CustomerPiiRead,
 }
 
 RPC_SCHEMAS: dict[str, type[Schema]] = {

@@ -15,8 +15,9 @@ from __future__ import annotations
 from sqlalchemy.engine import Connection
 
 # The log: the service appends to it and reads it, and nothing else. The
-# audit service's ledger and the Merkle tree nodes over it are logs too.
-APPEND_ONLY_TABLES = ("events", "command_results", "audit_ledger", "audit_tree")
+# audit service's ledger, its index of the customers batch entries list, and
+# the Merkle tree nodes over it are logs too.
+APPEND_ONLY_TABLES = ("events", "command_results", "audit_ledger", "audit_ledger_customers", "audit_tree")
 APPEND_ONLY = "SELECT, INSERT"
 # Alembic's version tables: the service checks how far its schema is.
 VERSION_TABLE_PREFIX = "alembic_version"

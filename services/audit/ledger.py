@@ -5,7 +5,11 @@ envelope's fields, its ``hash`` as ``source_hash`` and its ``signature``)
 plus the ledger's own fields: ``position``, the ``customer_id`` the event
 belongs to, ``ingested_at``, and ``prev_hash``/``hash`` chaining the
 entries. An entry's ``hash`` is SHA-256 of ``entry_text`` and is also the
-data of its Merkle leaf (``leaf_hash(bytes.fromhex(hash))``).
+data of its Merkle leaf (``leaf_hash(bytes.fromhex(hash))``). An event
+about several customers lists them in its data's ``customer_ids``: its
+entry's ``customer_id`` stays empty and each of them is indexed in
+``audit_ledger_customers`` (customer, position), in the entry's
+transaction.
 
 The tree is stored as its complete nodes above the leaves (``audit_tree``:
 level, index, hash); a node is written once, when its last leaf arrives, so
@@ -58,6 +62,12 @@ ledger = Table(
     Column("ingested_at", String(32), nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+)
+# The customers an event lists in ``customer_ids`` (a batch); append-only like the ledger.
+ledger_customers = Table(
+    "audit_ledger_customers", metadata,
+    Column("customer_id", String(64), primary_key=True),
+    Column("position", POSITION, primary_key=True, autoincrement=False),
 )
 tree = Table(
     "audit_tree", metadata,
@@ -112,6 +122,14 @@ def customer_in(envelope: Envelope) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def customers_listed(envelope: Envelope) -> list[str]:
+    """The customers an event about several of them lists in its data's ``customer_ids``, once each."""
+    listed = envelope.data.get("customer_ids") if isinstance(envelope.data, dict) else None
+    if not isinstance(listed, list):
+        return []
+    return list(dict.fromkeys(value for value in listed if isinstance(value, str) and value))
+
+
 def envelope_text(envelope: Envelope) -> str:
     """The canonical JSON its producer hashed: the envelope without ``hash`` and ``signature``."""
     actor = envelope.actor
@@ -149,6 +167,7 @@ class Ledger:
                          "ORDER BY position LIMIT ?",
             "insert_entry": f"INSERT INTO audit_ledger ({', '.join(_STORED)}) VALUES ({', '.join('?' * len(_STORED))})",
             "insert_node": "INSERT INTO audit_tree (level, idx, hash) VALUES (?, ?, ?)",
+            "insert_customer": "INSERT INTO audit_ledger_customers (customer_id, position) VALUES (?, ?)",
         }.items()}
 
     # -- appending ------------------------------------------------------------
@@ -171,11 +190,16 @@ class Ledger:
         with self._lock:
             frontier = self._frontier_at(connection, position, prev)
         ingested_at = ingested_at or utc_now_iso()
-        rows, nodes, appended = [], [], []
+        rows, nodes, appended, listed = [], [], [], []
         known: dict[tuple[str, str], str] = {}
         for envelope in envelopes:
             position += 1
-            customer_id = self._customer_of(connection, envelope, known)
+            several = customers_listed(envelope)
+            if several:
+                customer_id = None
+                listed.extend((customer, position) for customer in several)
+            else:
+                customer_id = self._customer_of(connection, envelope, known)
             text = envelope_text(envelope)
             if hashlib.sha256(text.encode()).hexdigest() != envelope.hash:
                 raise ValueError(f"the {envelope.service} event at {envelope.position} does not match its hash")
@@ -193,6 +217,8 @@ class Ledger:
             cursor.executemany(self._sql["insert_entry"], rows)
             if nodes:
                 cursor.executemany(self._sql["insert_node"], nodes)
+            if listed:
+                cursor.executemany(self._sql["insert_customer"], listed)
         finally:
             cursor.close()
         with self._lock:

@@ -10,23 +10,43 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Mapping
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.elements import ColumnElement
 
-from services.audit.ledger import ENVELOPE_COLUMNS, Ledger, entry_view, entry_views, ledger
+from services.audit.ledger import ENVELOPE_COLUMNS, Ledger, entry_view, entry_views, ledger, ledger_customers
 from shared.consumers import as_envelope
 from shared.discovery import discovered_services
 
 _COLUMNS = [ledger.c[name] for name in ENVELOPE_COLUMNS]
 
 
-def _filtered(filters: Mapping[str, Any]):
-    query = select(*_COLUMNS)
-    conditions = {"service": ledger.c.source_service, "stream_id": ledger.c.stream_id,
-                  "customer_id": ledger.c.customer_id, "type": ledger.c.type}
+def _concerning(customer_id: str, after: int, upto: int | None) -> ColumnElement[bool]:
+    """Entries about the customer: named in the entry's ``customer_id``, or listed in a batch's ``customer_ids``.
+
+    One set of positions from both indexes, each searched from ``after``
+    to ``upto`` (a page reads only its part), then the ledger by primary key.
+    """
+    return ledger.c.position.in_(union(
+        select(ledger.c.position).where(ledger.c.customer_id == customer_id,
+                                        *_between(ledger.c.position, after, upto)),
+        select(ledger_customers.c.position).where(ledger_customers.c.customer_id == customer_id,
+                                                  *_between(ledger_customers.c.position, after, upto))))
+
+
+def _between(position: ColumnElement[int], after: int, upto: int | None) -> list[ColumnElement[bool]]:
+    return [position > after, *([position <= upto] if upto is not None else [])]
+
+
+def _filtered(filters: Mapping[str, Any], after: int = 0, upto: int | None = None):
+    """The entries after ``after`` (up to ``upto``) that match ``filters``, in ledger order."""
+    query = select(*_COLUMNS).where(*_between(ledger.c.position, after, upto)).order_by(ledger.c.position)
+    conditions = {"service": ledger.c.source_service, "stream_id": ledger.c.stream_id, "type": ledger.c.type}
     for name, column in conditions.items():
         if filters.get(name) is not None:
             query = query.where(column == filters[name])
+    if filters.get("customer_id") is not None:
+        query = query.where(_concerning(filters["customer_id"], after, upto))
     if filters.get("since") is not None:
         query = query.where(ledger.c.recorded_at >= filters["since"])
     if filters.get("until") is not None:
@@ -36,7 +56,7 @@ def _filtered(filters: Mapping[str, Any]):
 
 def replay(engine: Engine, filters: Mapping[str, Any], cursor: int, limit: int) -> dict[str, Any]:
     """Up to ``limit`` entries after ``cursor`` that match ``filters``; ``next_cursor`` to go on from."""
-    query = _filtered(filters).where(ledger.c.position > cursor).order_by(ledger.c.position).limit(limit)
+    query = _filtered(filters, after=cursor).limit(limit)
     with engine.connect() as connection:
         rows = connection.execute(query).all()
         head = connection.execute(select(func.coalesce(func.max(ledger.c.position), 0))).scalar_one()
@@ -48,7 +68,7 @@ def replay(engine: Engine, filters: Mapping[str, Any], cursor: int, limit: int) 
 def export_entries(engine: Engine, ledger_of: Ledger, filters: Mapping[str, Any], limit: int,
                    tree_size: int) -> list[dict[str, Any]]:
     """The filtered entries within the first ``tree_size``, each with its inclusion proof in that tree."""
-    query = _filtered(filters).where(ledger.c.position <= tree_size).order_by(ledger.c.position).limit(limit)
+    query = _filtered(filters, upto=tree_size).limit(limit)
     with engine.connect() as connection:
         entries = entry_views(connection.execute(query))
         for entry in entries:

@@ -29,7 +29,7 @@ BATCH_ACCESS_PREFIX = "pii-access-batch-"
 
 
 def batch_access_stream(batch_id: str) -> str:
-    """Reveals of a batch (``reveal_contacts``) share one stream, so the batch is one append."""
+    """The stream of one ``reveal_contacts`` batch's record, apart from any one customer's reads."""
     return f"{BATCH_ACCESS_PREFIX}{batch_id}"
 
 
@@ -123,6 +123,10 @@ def decide_pii_access(state: Customer, purpose: str, fields: list[str], method: 
 
 
 def decide_batch_access(customer_ids: list[str], purpose: str, fields: list[str]) -> list[NewEvent]:
-    """One ``PiiAccessed`` per customer revealed by ``reveal_contacts`` (already checked active)."""
-    return [NewEvent("PiiAccessed", {"customer_id": customer_id, "purpose": purpose, "fields": fields,
-                                     "method": "reveal_contacts"}) for customer_id in customer_ids]
+    """One ``PiiAccessed`` listing every customer revealed by ``reveal_contacts`` (already checked active).
+
+    One event a batch, not one a customer: each event is signed, relayed
+    and checked by every follower, and a campaign reveals whole batches.
+    """
+    return [NewEvent("PiiAccessed", {"customer_ids": list(customer_ids), "purpose": purpose, "fields": fields,
+                                     "method": "reveal_contacts"})]

@@ -131,9 +131,9 @@ class CustomersService(LogEndpoints):
         an erasure is always honoured) and which the service keeps up with
         its log in the background (a withdrawal a moment old may not be in
         it yet; campaigns check consent in their own directory too); an id
-        the directory does not know makes it catch up first. Every
-        contact revealed is recorded as its own ``PiiAccessed``, all of them
-        in one stream of the batch (``domain.batch_access_stream``).
+        the directory does not know makes it catch up first. The batch is
+        recorded as one ``PiiAccessed`` listing every contact revealed, in
+        a stream of its own (``domain.batch_access_stream``).
         """
         query = load_call(contract.RevealContacts(), args, kwargs)
         contacts, refused = views.contacts(self.log.store.engine, query["customer_ids"], query["purpose"])

@@ -106,16 +106,27 @@ def subject_export(keys: KeyRing, store: EventStore, customer: Customer) -> dict
                 "data": open_event(key, envelope.type, envelope.data)}
                for envelope in store.read_stream(stream_of(customer.customer_id))]
     accesses = [{"recorded_at": envelope.recorded_at, "actor": envelope.actor, **envelope.data}
-                for envelope in [*store.read_stream(access_stream_of(customer.customer_id)),
-                                 *_batch_reveals_of(store, customer.customer_id)]]
+                for envelope in store.read_stream(access_stream_of(customer.customer_id))]
+    accesses.extend(_batch_reveals_of(store, customer.customer_id))
     return {"customer": customer_view(keys, customer, masked=False), "history": history, "pii_accesses": accesses}
 
 
-def _batch_reveals_of(store: EventStore, customer_id: str) -> list[Any]:
-    """The customer's reveals in ``reveal_contacts`` batches: a scan of the log (a rare, admin-only read)."""
-    return [envelope for envelope in store.iter_since(0)
-            if envelope.type == "PiiAccessed" and envelope.stream_id.startswith(BATCH_ACCESS_PREFIX)
-            and envelope.data["customer_id"] == customer_id]
+def _batch_reveals_of(store: EventStore, customer_id: str) -> list[dict[str, Any]]:
+    """The customer's reveals in ``reveal_contacts`` batches: a scan of the log (a rare, admin-only read).
+
+    A batch lists every customer it revealed (``customer_ids``); the
+    customer's copy shows it as their own read, without the others' ids.
+    Batches recorded before that name one customer each (``customer_id``).
+    """
+    reveals = []
+    for envelope in store.iter_since(0):
+        if envelope.type != "PiiAccessed" or not envelope.stream_id.startswith(BATCH_ACCESS_PREFIX):
+            continue
+        data = envelope.data
+        if customer_id == data.get("customer_id") or customer_id in data.get("customer_ids", ()):
+            reveals.append({"recorded_at": envelope.recorded_at, "actor": envelope.actor, "customer_id": customer_id,
+                            **{key: data[key] for key in ("purpose", "fields", "method")}})
+    return reveals
 
 
 def _opened_profile(key: SubjectKey, customer: Customer) -> dict[str, Any]:

@@ -64,6 +64,13 @@ class Audited:
                               None, context)
         self.ingest()
 
+    def add_batch(self, customer_ids: list[str], stream: str = "pii-access-batch-b1") -> None:
+        """One customers event about several customers (``customer_ids``), then ingested."""
+        self.sources["customers"].append(stream, [NewEvent("PiiAccessed", {
+            "customer_ids": customer_ids, "purpose": "marketing", "fields": ["name", "phone"],
+            "method": "reveal_contacts"})], None, CommandContext("campaigns", "service"))
+        self.ingest()
+
     def verify(self, **kwargs):
         tracking = self.runner.positions()
         return self.ledger.verify(self.keys, ingested_up_to=tracking, **kwargs)

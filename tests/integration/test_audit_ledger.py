@@ -73,13 +73,53 @@ def test_entries_and_verify_read_page_by_page(audit, monkeypatch):
 
 
 def test_the_database_refuses_to_change_the_ledger(audit):
-    for statement in ("UPDATE audit_ledger SET envelope = '{}' WHERE position = 1",
-                      "DELETE FROM audit_ledger WHERE position = 1",
-                      "UPDATE audit_tree SET hash = 'x' WHERE level = 1"):
+    audit.add_batch(["c-1", "c-2"])
+    statements = ["UPDATE audit_ledger SET envelope = '{}' WHERE position = 1",
+                  "DELETE FROM audit_ledger WHERE position = 1",
+                  "UPDATE audit_tree SET hash = 'x' WHERE level = 1",
+                  "UPDATE audit_ledger_customers SET customer_id = 'c-9' WHERE customer_id = 'c-2'",
+                  "UPDATE audit_ledger_customers SET position = 1",
+                  "DELETE FROM audit_ledger_customers WHERE customer_id = 'c-2'"]
+    if audit.engine.dialect.name == "postgresql":
+        statements.append("TRUNCATE audit_ledger_customers")
+    else:
+        statements.append("REPLACE INTO audit_ledger_customers (customer_id, position) "
+                          "SELECT customer_id, position FROM audit_ledger_customers")
+    for engine in {audit.engine, audit.owner}:  # the service role, and on PostgreSQL the owner too: triggers
+        for statement in statements:
+            with pytest.raises(DBAPIError):
+                with engine.begin() as connection:
+                    connection.execute(text(statement))
+    if audit.engine.dialect.name == "postgresql":  # nor may the service role lift the guard: it owns no log
         with pytest.raises(DBAPIError):
             with audit.engine.begin() as connection:
-                connection.execute(text(statement))
+                connection.execute(text("ALTER TABLE audit_ledger_customers DISABLE TRIGGER USER"))
+    with audit.engine.connect() as connection:
+        assert connection.execute(text("SELECT customer_id FROM audit_ledger_customers ORDER BY 1")).scalars().all() \
+            == ["c-1", "c-2"]
     assert audit.verify().ok
+
+
+def test_an_event_about_several_customers_is_in_each_ones_history_and_the_ledger_verifies(audit):
+    audit.add_batch(["c-2", "c-3", "c-2"])
+    audit.add_events(1, customer="c-3")
+    batch = replay(audit.engine, {"type": "PiiAccessed"}, 0, 100)["entries"]
+    assert [entry["data"]["customer_ids"] for entry in batch] == [["c-2", "c-3", "c-2"]]
+    assert batch[0]["customer_id"] is None, "the entry's own column, which its hash covers, names no one"
+    position = batch[0]["ledger_position"]
+    for customer, expected in (("c-2", [position]), ("c-3", [position, position + 1, position + 2])):
+        assert [entry["ledger_position"] for entry in replay(audit.engine, {"customer_id": customer}, 0, 100)[
+            "entries"]] == expected
+        with audit.engine.connect() as connection:
+            size = audit.ledger.size(connection)
+        assert position in [entry["ledger_position"] for entry in
+                            export_entries(audit.engine, audit.ledger, {"customer_id": customer}, 100, size)]
+    assert [entry["ledger_position"] for entry in replay(audit.engine, {"customer_id": "c-1"}, 0, 100)[
+        "entries"]] == list(range(1, 2 * EVENTS_PER_PRODUCER + 1))
+    pages = [replay(audit.engine, {"customer_id": "c-3"}, cursor, 1) for cursor in (0, position, position + 1)]
+    assert [[entry["ledger_position"] for entry in page["entries"]] for page in pages] == [
+        [position], [position + 1], [position + 2]]
+    assert audit.verify(every_signature=True).ok
 
 
 def edit_one_event(audit, connection) -> None:

@@ -151,6 +151,30 @@ def test_every_services_events_reach_one_verifiable_ledger_with_signed_proofs(cr
         ("checkpoint", "admin-1")}
 
 
+def test_a_batch_reveal_is_one_entry_in_each_revealed_customers_history(crm_on_each_database):
+    crm = crm_on_each_database
+    revealed = [register(crm, name=f"李{number}") for number in range(3)]
+    other = register(crm)
+    call(crm, "service", "reveal_contacts", revealed, "complaint_handling", service="customers")
+    caught_up(crm)
+
+    [batch] = call(crm, "auditor", "replay", {"type": "PiiAccessed"})["entries"]
+    assert batch["data"]["customer_ids"] == revealed and batch["customer_id"] is None
+    for customer_id in revealed:
+        history = call(crm, "auditor", "customer_history", customer_id)["entries"]
+        assert [entry["type"] for entry in history] == ["CustomerRegistered", "PiiAccessed"]
+        assert history[1]["ledger_position"] == batch["ledger_position"]
+        replayed = call(crm, "auditor", "replay", {"customer_id": customer_id, "service": "customers"})["entries"]
+        assert [entry["ledger_position"] for entry in replayed] == [entry["ledger_position"] for entry in history]
+        exported = call(crm, "auditor", "export", {"customer_id": customer_id})
+        assert batch["ledger_position"] in [entry["ledger_position"] for entry in exported["entries"]]
+        assert verify_bundle(exported, call(crm, "auditor", "pubkey")["public_key"])["ok"]
+    assert [entry["type"] for entry in call(crm, "auditor", "customer_history", other)["entries"]] == [
+        "CustomerRegistered"]
+    report = call(crm, "auditor", "verify", every_signature=True)
+    assert report["ok"], report
+
+
 def remote_error(config, role, method, *args, **kwargs):
     return support.remote_error(config, role, method, *args, **{"service": "audit", "actor": f"{role}-1", **kwargs})
 

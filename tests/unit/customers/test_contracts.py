@@ -6,7 +6,7 @@ import pytest
 
 from contracts import customers as contract
 from shared.errors import ValidationError
-from shared.validation import load_call
+from shared.validation import load, load_call
 
 GOOD = {"name": "李娜", "phone": "138 1234-5678", "email": "ln@example.com"}
 
@@ -156,3 +156,34 @@ def test_paging_is_capped(paging):
     with pytest.raises(ValidationError) as error:
         load_call(contract.Find(), (), paging)
     assert set(paging) <= fields_of(error)
+
+
+BATCH_READ = {"purpose": "marketing", "fields": ["name", "phone", "email"], "method": "reveal_contacts"}
+
+
+def pii_read(**data):
+    return load(contract.EVENT_SCHEMAS["PiiAccessed"](), {**BATCH_READ, **data})
+
+
+def test_a_read_names_one_customer_or_a_batch_of_them():
+    assert pii_read(customer_id="c1")["customer_id"] == "c1"
+    ids = [f"c{number}" for number in range(contract.MAX_REVEAL_BATCH)]
+    assert pii_read(customer_ids=ids)["customer_ids"] == ids
+
+
+@pytest.mark.parametrize("bad, problem", [
+    ({"customer_ids": []}, "customer_ids"),
+    ({"customer_ids": "c1"}, "customer_ids"),
+    ({"customer_ids": [f"c{number}" for number in range(contract.MAX_REVEAL_BATCH + 1)]}, "customer_ids"),
+    ({"customer_ids": ["c1", 7]}, ("customer_ids", 1)),
+    ({"customer_ids": ["c1", "c 2"]}, ("customer_ids", 1)),
+    ({}, "customer_ids"),
+    ({"customer_id": "c1", "customer_ids": ["c1"]}, "customer_ids"),
+], ids=["empty", "not-a-list", "over-the-batch", "not-a-string", "not-an-id", "no-customer", "both"])
+def test_a_bad_batch_read_is_refused_naming_the_field(bad, problem):
+    with pytest.raises(ValidationError) as error:
+        pii_read(**bad)
+    field, *index = problem if isinstance(problem, tuple) else (problem,)
+    assert set(error.value.fields) == {field}
+    if index:
+        assert set(error.value.fields[field]) == set(index)

@@ -99,3 +99,10 @@ def test_mask_phone(phone, masked):
 def test_mask_email_keeps_first_letter_and_domain():
     assert mask_email("alice@example.com") == "a***@example.com"
     assert mask_email(None) is None
+
+
+def test_a_batch_reveal_is_one_event_listing_every_customer_revealed():
+    decided = domain.decide_batch_access(["c1", "c2", "c3"], "marketing", ["name", "phone", "email"])
+    assert [event.type for event in decided] == ["PiiAccessed"]
+    assert decided[0].data == {"customer_ids": ["c1", "c2", "c3"], "purpose": "marketing",
+                               "fields": ["name", "phone", "email"], "method": "reveal_contacts"}
