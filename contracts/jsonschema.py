@@ -49,19 +49,19 @@ def field_schema(field: fields.Field) -> dict[str, Any]:
         if result is None:
             raise TypeError(f"no JSON Schema mapping for {type(field).__name__}")
     for rule in field.validators:
-        result.update(_rule(rule))
+        result.update(_rule(rule, is_list=isinstance(field, fields.List)))
     if field.allow_none:
         result = {"anyOf": [result, {"type": "null"}]}
     return result
 
 
-def _rule(rule: Any) -> dict[str, Any]:
+def _rule(rule: Any, is_list: bool = False) -> dict[str, Any]:
     if isinstance(rule, validate.OneOf):
         return {"enum": list(rule.choices)}
     if isinstance(rule, validate.Regexp):
         return {"pattern": rule.regex.pattern}
     if isinstance(rule, validate.Length):
-        key = ("minLength", "maxLength")
+        key = ("minItems", "maxItems") if is_list else ("minLength", "maxLength")
         return {k: v for k, v in zip(key, (rule.min, rule.max)) if v is not None}
     if isinstance(rule, validate.Range):
         return {k: v for k, v in (("minimum", rule.min), ("maximum", rule.max)) if v is not None}

@@ -49,3 +49,11 @@ def test_envelope_schema_requires_hash_chain_and_signature_fields(exported):
     assert not validator.is_valid({**envelope, "hash": "xyz"})
     assert not validator.is_valid({**envelope, "signature": "A" * 86})
     assert not validator.is_valid({key: value for key, value in envelope.items() if key != "signature"})
+
+
+def test_a_bounded_list_is_bounded_by_its_number_of_items(exported):
+    validator = load(exported[0], "customers/rpc/reveal_contacts.json")
+    ids = [f"c{number}" for number in range(500)]
+    assert validator.is_valid({"customer_ids": ids, "purpose": "care_messages"})
+    assert not validator.is_valid({"customer_ids": [*ids, "one-more"], "purpose": "care_messages"})
+    assert not validator.is_valid({"customer_ids": [], "purpose": "care_messages"})
