@@ -22,7 +22,7 @@ import json
 from datetime import date, timedelta
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Column, MetaData, String, Table, Text, and_, func, select, update
+from sqlalchemy import Column, Index, MetaData, String, Table, Text, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -38,6 +38,7 @@ care_messages = Table(
     Column("status", String(16), nullable=False),  # queued, sent, failed
     Column("day", String(10), nullable=False),
     Column("updated_at", String(32), nullable=False),
+    Index("ix_care_messages_occasion", "campaign_id", "occurrence", "customer_id"),  # a run's anti-join
 )
 
 campaign_runs = Table(

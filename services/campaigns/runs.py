@@ -49,7 +49,7 @@ from datetime import date, datetime
 from typing import Any, Callable, Iterator, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, func, literal, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.engine import Engine
 
 from services.campaigns import deliveries, domain, outcomes, templates
@@ -120,7 +120,7 @@ def recipients(engine: Engine, occasion: Occasion, due_birthdays: DueBirthdays, 
         query = query.where(care_directory.c.locale.in_(segment["locales"]))
     if run_id is not None:
         query = query.where(~exists(_claimed_elsewhere(occasion, run_id)
-                                    .where(care_messages.c.message_key == _key_of_row(occasion))))
+                                    .where(care_messages.c.customer_id == care_directory.c.customer_id)))
     if occasion.definition["kind"] == "holiday":
         yield from _directory_pages(engine, query, segment, batch_size)
         return
@@ -138,14 +138,14 @@ def recipients(engine: Engine, occasion: Occasion, due_birthdays: DueBirthdays, 
             return
 
 
-def _key_of_row(occasion: Occasion):
-    """The message key of the directory row, in SQL (``domain.message_key``)."""
-    return (literal(f"{occasion.campaign.campaign_id}|") + care_directory.c.customer_id
-            + literal(f"|{occasion.occurrence}"))
-
-
 def _claimed_elsewhere(occasion: Occasion, run_id: str):
-    """Claims of the occasion's messages that are not this run's own unsettled ones."""
+    """Claims of the occasion's messages that are not this run's own unsettled ones.
+
+    Campaign, occasion and customer name a message key, and are the
+    ledger's index ``ix_care_messages_occasion``: the anti-join in
+    ``recipients`` probes it per directory row instead of reading every
+    claim of the occasion for each batch.
+    """
     return select(care_messages.c.message_key).where(
         care_messages.c.campaign_id == occasion.campaign.campaign_id,
         care_messages.c.occurrence == occasion.occurrence,
