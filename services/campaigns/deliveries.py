@@ -77,9 +77,11 @@ def claim(engine: Engine, run_id: str, rows: Sequence[dict[str, Any]], at: str) 
     with engine.begin() as connection:
         connection.execute(_insert_ignoring_present(engine),
                            [{**row, "run_id": run_id, "status": "queued", "updated_at": at} for row in rows])
-        return set(connection.execute(select(care_messages.c.message_key)
-                                      .where(care_messages.c.message_key.in_(keys),
-                                             care_messages.c.run_id == run_id)).scalars())
+        # The holder is compared here, not in SQL: given ``run_id`` too, SQLite reads the run's index,
+        # every key the run has claimed so far, for each batch; by the keys alone it reads the batch's.
+        holders = connection.execute(select(care_messages.c.message_key, care_messages.c.run_id)
+                                     .where(care_messages.c.message_key.in_(keys)))
+        return {key for key, holder in holders if holder == run_id}
 
 
 def already_claimed(engine: Engine, keys: Iterable[str]) -> dict[str, tuple[str, str]]:
