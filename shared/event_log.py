@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 FOLLOW_POLL_SECONDS = 0.5  # also how soon a stalled consumer's due retry runs
 UPSTREAM_SWEEP_SECONDS = 5.0  # ask upstreams for their heads; pull what a lost delivery left behind
 UPSTREAM_PAGE = 500
+ENVELOPE_SCHEMA = EnvelopeSchema()  # one for every delivery: building a schema cost more than the check
 
 
 class UpstreamEvents:
@@ -295,7 +296,7 @@ class WorkerLog:
         """
         upstream = self._worker_ctx.entrypoint.source_service
         try:
-            load(EnvelopeSchema(), envelope)
+            load(ENVELOPE_SCHEMA, envelope)
         except ValidationError as error:  # not an event at all: nothing to apply or park
             event_id = envelope.get("event_id") if isinstance(envelope, dict) else None
             self.provider.refuse(upstream, event_id if isinstance(event_id, str) else None,
