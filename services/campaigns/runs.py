@@ -46,6 +46,7 @@ import time
 import eventlet
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any, Callable, Iterator, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
@@ -96,8 +97,9 @@ class Occasion:
     def definition(self) -> Mapping[str, Any]:
         return self.campaign.definition
 
-    @property
+    @cached_property
     def occurrence(self) -> str:
+        """Worked out once: every message key of the run names it."""
         return occurrence_of(self.definition["kind"], self.definition["holiday"], self.on_date)
 
     def key(self, customer_id: str) -> str:
