@@ -328,6 +328,8 @@ def killed_and_resumed(config, channel, webhook):
             failed = {m["customer_id"]: m["reason"] for m in logged(config, "CareMessageFailed")}
             outcomes = [m["message_key"] for m in logged(config, "CareMessageSent", "CareMessageFailed")]
             assert len(outcomes) == len(set(outcomes)) == 60, "a message was recorded twice"
+            assert (resumed["sent"], resumed["failed"]) == (len(sent), len(failed))  # counts add up the lists
+            assert resumed["queued"] == (60 if channel == "file" else len(logged(config, "CareMessageQueued")))
             assert sent | set(failed) == set(customers) and not sent & set(failed)
             assert {key.split("|")[1] for key in keys} >= sent
             if channel == "file":
