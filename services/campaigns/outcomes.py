@@ -1,22 +1,30 @@
-"""A run's care message events: one per batch and outcome, naming every message and customer in it.
+"""A run's care message events: a batch's per outcome, naming every message and customer in them.
 
-A run of 100,000 messages used to write 100,000 signed events, each one
-relayed and checked by every follower; one event per batch and outcome
-(``CareMessageQueued``, ``CareMessageSent``, ``CareMessageFailed``,
-``CareMessageSkipped``) says the same in a few hundred. Each carries
+An event per message would make a run of 100,000 messages 100,000 signed
+events, each relayed and checked by every follower; listing a batch's
+messages per outcome (``CareMessageQueued``, ``CareMessageSent``,
+``CareMessageFailed``, ``CareMessageSkipped``, split only where an event
+would grow too large) says the same in a few hundred. Each carries
 ``messages`` (key, customer, occurrence, and attempts or a reason) and
 ``customer_ids``, the same customers in the same order, by which the audit
 ledger finds an event concerning several customers.
+
+An event holds up to ``MAX_BATCH`` messages and stays under
+``EVENT_BUDGET_BYTES``: a consumer refuses a delivered envelope over the
+payload limit (``shared.validation``), and failure reasons can be long.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+import json
+from typing import Any, Iterator, Mapping, Sequence
 
 from contracts.campaigns import MAX_BATCH
 from services.campaigns.channels import Outcome
 from shared.eventstore.envelope import NewEvent
+from shared.validation import MAX_PAYLOAD_BYTES
 
+EVENT_BUDGET_BYTES = MAX_PAYLOAD_BYTES * 3 // 4  # the rest is the envelope's: ids, hashes, signature
 COUNTED_AS = {"CareMessageQueued": "queued", "CareMessageSent": "sent", "CareMessageFailed": "failed"}
 
 
@@ -63,4 +71,19 @@ def _message(key: str) -> dict[str, str]:
 def _batches(event_type: str, common: Mapping[str, Any], messages: list[dict[str, Any]]) -> list[NewEvent]:
     return [NewEvent(event_type, {**common, "customer_ids": [message["customer_id"] for message in chunk],
                                   "messages": chunk})
-            for chunk in (messages[start:start + MAX_BATCH] for start in range(0, len(messages), MAX_BATCH))]
+            for chunk in _chunks(messages)]
+
+
+def _chunks(messages: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive runs of messages, each at most ``MAX_BATCH`` long and ``EVENT_BUDGET_BYTES`` large."""
+    chunk: list[dict[str, Any]] = []
+    size = 0
+    for message in messages:
+        cost = len(json.dumps(message, ensure_ascii=False).encode()) + len(message["customer_id"]) + 4  # and its id
+        if chunk and (len(chunk) == MAX_BATCH or size + cost > EVENT_BUDGET_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(message)
+        size += cost
+    if chunk:
+        yield chunk

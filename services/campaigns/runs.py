@@ -14,16 +14,16 @@ their birthday on the day). For each batch, in this order:
    contact for the channel: ``no_contact``) and render their messages;
 2. claim the keys in ``care_messages`` (a unique key: of two runs, one
    wins each message);
-3. append one ``CareMessageQueued`` listing the claimed keys and one
+3. append ``CareMessageQueued`` listing the claimed keys and
    ``CareMessageSkipped`` listing the final skips (``outcomes``), in one
    append to the run's stream;
 4. deliver through the channel (retried with back-off);
-5. append one ``CareMessageSent`` / ``CareMessageFailed`` per outcome,
-   listing its messages, then mark the keys in ``care_messages``.
+5. append ``CareMessageSent`` / ``CareMessageFailed`` listing the
+   messages of each outcome, then mark the keys in ``care_messages``.
 
 Through a channel that can be read back (the file sink), step 3 is left
 out and the skips go into step 5's append: the sink's own record stands
-for the queueing, so a batch costs one event per outcome.
+for the queueing, so a batch costs an event or a few per outcome.
 
 ``outside_window`` and ``already_sent`` are not final for the customer
 (a later run in the window sends; a sent message stays sent), so they are

@@ -6,6 +6,8 @@ from marshmallow import ValidationError
 from contracts.campaigns import EVENT_SCHEMAS, MAX_BATCH
 from services.campaigns import deliveries, outcomes
 from services.campaigns.channels import Outcome
+from shared.canonical import canonical_json
+from shared.validation import MAX_PAYLOAD_BYTES
 
 RUN, CAMPAIGN, OCCURRENCE = "r1", "c1", "birthday:2027-02-25"
 
@@ -35,7 +37,7 @@ def test_a_delivered_batch_is_one_sent_and_one_failed_event_listing_exactly_its_
 
 def test_nothing_to_record_is_no_event_and_more_than_a_batch_is_split():
     assert outcomes.queued(RUN, CAMPAIGN, []) == [] and outcomes.skipped(RUN, CAMPAIGN, []) == []
-    events = outcomes.queued(RUN, CAMPAIGN, [key(f"c{n}") for n in range(MAX_BATCH + 1)])
+    events = outcomes.skipped(RUN, CAMPAIGN, [(f"c{n}", "erased") for n in range(MAX_BATCH + 1)])
     assert [len(checked(event)["messages"]) for event in events] == [MAX_BATCH, 1]
 
 
@@ -80,3 +82,12 @@ def test_the_contracts_refuse_malformed_batches_naming_the_field():
         == {"messages": {0: {"reason": ["Must be one of: no_consent, erased, no_contact, frequency_cap."]}}}
     assert "run_id" in errors("CareMessageQueued", {"campaign_id": CAMPAIGN, "customer_ids": ["a"], "messages": [
         {"customer_id": "a", "message_key": key("a"), "occurrence": OCCURRENCE}]})
+
+
+def test_an_event_stays_under_the_payload_limit_consumers_check_even_with_long_reasons():
+    reason = "OSError: " + "磁盘已满，" * 58  # a failure reason near its 300 characters
+    results = {key(f"{n:032x}"): Outcome(False, 3, reason) for n in range(MAX_BATCH)}
+    events = outcomes.delivered(RUN, CAMPAIGN, "file", results)
+    assert len(events) > 1 and [m["message_key"] for e in events for m in e.data["messages"]] == list(results)
+    assert all(len(canonical_json(event.data).encode()) <= outcomes.EVENT_BUDGET_BYTES < MAX_PAYLOAD_BYTES
+               for event in events)
