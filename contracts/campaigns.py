@@ -12,7 +12,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from shared.working_hours import ClockTime as WorkingClockTime
 
-from contracts.customers import TIERS
+from contracts.customers import MAX_REVEAL_BATCH, TIERS
 from contracts.fields import Text, command_id, identifier, locale, page, page_size
 
 KINDS = ("birthday", "holiday")
@@ -25,11 +25,15 @@ CHANNELS = ("file", "smtp", "webhook")
 STATUSES = ("active", "paused", "archived")
 RUN_STATUSES = ("running", "completed")
 SKIP_REASONS = ("no_consent", "erased", "no_contact", "outside_window", "already_sent", "frequency_cap")
+#: Skips that are final for the customer, logged in ``CareMessageSkipped``; the others are only counted.
+FINAL_SKIP_REASONS = ("no_consent", "erased", "no_contact", "frequency_cap")
 TEMPLATE_VARIABLES = ("name", "tier", "holiday", "date", "opt_out_url")
 ANY = "*"
 MAX_TEMPLATES = 40
 TEMPLATE_MAX = 2000
 PREVIEW_MAX = 200
+#: Messages in one care message event: a run's batch, as large as one ``reveal_contacts`` call.
+MAX_BATCH = MAX_REVEAL_BATCH
 
 
 class ClockTime(WorkingClockTime):
@@ -155,30 +159,65 @@ class CampaignRunStarted(Schema):
     on_date = fields.String(required=True)
 
 
-class _RunCustomer(Schema):
+class CareMessage(Schema):
+    """One message of a batch: its key, the customer and the occurrence (never the text: it may hold the name)."""
+
+    customer_id = fields.String(required=True)
+    message_key = fields.String(required=True)
+    occurrence = fields.String(required=True)
+
+
+class CareMessageAttempted(CareMessage):
+    attempts = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+
+
+class CareMessageCutShort(CareMessageAttempted):
+    reason = fields.String(required=True, validate=validate.Length(min=1))
+
+
+class CareMessageSkip(Schema):
+    customer_id = fields.String(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(FINAL_SKIP_REASONS))
+
+
+class _CareMessageBatch(Schema):
+    """One event per batch of a run: ``customer_ids`` names the customers it concerns, in ``messages`` order.
+
+    ``customer_ids`` is the list the audit ledger indexes an event by, so it
+    must name exactly the customers of ``messages``.
+    """
+
     run_id = fields.String(required=True)
     campaign_id = fields.String(required=True)
-    customer_id = fields.String(required=True)
+    customer_ids = fields.List(fields.String(), required=True, validate=validate.Length(min=1, max=MAX_BATCH))
+
+    @validates_schema
+    def customer_ids_name_the_messages(self, data, **_kwargs):
+        messages = data.get("messages")
+        if messages is not None and "customer_ids" in data and \
+                data["customer_ids"] != [message["customer_id"] for message in messages]:
+            raise ValidationError({"customer_ids": ["must list the customer of each message, in order"]})
 
 
-class CareMessage(_RunCustomer):
-    """One message: its key, the customer and the occurrence (never the text: it may hold the name)."""
-
-    occurrence = fields.String(required=True)
-    message_key = fields.String(required=True)
+def _messages(item: type[Schema]) -> fields.List:
+    return fields.List(fields.Nested(item), required=True, validate=validate.Length(min=1, max=MAX_BATCH))
 
 
-class CareMessageDelivery(CareMessage):
+class CareMessagesQueued(_CareMessageBatch):
+    messages = _messages(CareMessage)
+
+
+class CareMessagesSent(_CareMessageBatch):
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
-    attempts = fields.Integer(required=True)
+    messages = _messages(CareMessageAttempted)
 
 
-class CareMessageFailed(CareMessageDelivery):
-    reason = fields.String(required=True)
+class CareMessagesFailed(CareMessagesSent):
+    messages = _messages(CareMessageCutShort)
 
 
-class CareMessageSkipped(_RunCustomer):
-    reason = fields.String(required=True, validate=validate.OneOf(SKIP_REASONS))
+class CareMessagesSkipped(_CareMessageBatch):
+    messages = _messages(CareMessageSkip)
 
 
 class CampaignRunCompleted(Schema):
@@ -193,10 +232,10 @@ EVENT_SCHEMAS: dict[str, type[Schema]] = {
     "CampaignResumed": CampaignStatusChanged,
     "CampaignArchived": CampaignStatusChanged,
     "CampaignRunStarted": CampaignRunStarted,
-    "CareMessageQueued": CareMessage,
-    "CareMessageSent": CareMessageDelivery,
-    "CareMessageSkipped": CareMessageSkipped,
-    "CareMessageFailed": CareMessageFailed,
+    "CareMessageQueued": CareMessagesQueued,
+    "CareMessageSent": CareMessagesSent,
+    "CareMessageSkipped": CareMessagesSkipped,
+    "CareMessageFailed": CareMessagesFailed,
     "CampaignRunCompleted": CampaignRunCompleted,
 }
 

@@ -22,7 +22,7 @@ import json
 from datetime import date, timedelta
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Column, MetaData, String, Table, Text, and_, func, select, update
+from sqlalchemy import Column, Index, MetaData, String, Table, Text, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -38,6 +38,7 @@ care_messages = Table(
     Column("status", String(16), nullable=False),  # queued, sent, failed
     Column("day", String(10), nullable=False),
     Column("updated_at", String(32), nullable=False),
+    Index("ix_care_messages_occasion", "campaign_id", "occurrence", "customer_id"),  # a run's anti-join
 )
 
 campaign_runs = Table(
@@ -76,9 +77,11 @@ def claim(engine: Engine, run_id: str, rows: Sequence[dict[str, Any]], at: str) 
     with engine.begin() as connection:
         connection.execute(_insert_ignoring_present(engine),
                            [{**row, "run_id": run_id, "status": "queued", "updated_at": at} for row in rows])
-        return set(connection.execute(select(care_messages.c.message_key)
-                                      .where(care_messages.c.message_key.in_(keys),
-                                             care_messages.c.run_id == run_id)).scalars())
+        # The holder is compared here, not in SQL: given ``run_id`` too, SQLite reads the run's index,
+        # every key the run has claimed so far, for each batch; by the keys alone it reads the batch's.
+        holders = connection.execute(select(care_messages.c.message_key, care_messages.c.run_id)
+                                     .where(care_messages.c.message_key.in_(keys)))
+        return {key for key, holder in holders if holder == run_id}
 
 
 def already_claimed(engine: Engine, keys: Iterable[str]) -> dict[str, tuple[str, str]]:

@@ -14,16 +14,16 @@ their birthday on the day). For each batch, in this order:
    contact for the channel: ``no_contact``) and render their messages;
 2. claim the keys in ``care_messages`` (a unique key: of two runs, one
    wins each message);
-3. append ``CareMessageQueued`` for the claimed keys and
-   ``CareMessageSkipped`` for final skips, in one append to the run's
-   stream;
+3. append ``CareMessageQueued`` listing the claimed keys and
+   ``CareMessageSkipped`` listing the final skips (``outcomes``), in one
+   append to the run's stream;
 4. deliver through the channel (retried with back-off);
-5. append ``CareMessageSent`` / ``CareMessageFailed`` in one append, then
-   mark the keys in ``care_messages``.
+5. append ``CareMessageSent`` / ``CareMessageFailed`` listing the
+   messages of each outcome, then mark the keys in ``care_messages``.
 
 Through a channel that can be read back (the file sink), step 3 is left
 out and the skips go into step 5's append: the sink's own record stands
-for the queueing, so a message costs one event.
+for the queueing, so a batch costs an event or a few per outcome.
 
 ``outside_window`` and ``already_sent`` are not final for the customer
 (a later run in the window sends; a sent message stays sent), so they are
@@ -46,14 +46,15 @@ import time
 import eventlet
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any, Callable, Iterator, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, func, literal, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.engine import Engine
 
-from services.campaigns import deliveries, domain, templates
-from services.campaigns.channels import Channel, Outgoing
+from services.campaigns import deliveries, domain, outcomes, templates
+from services.campaigns.channels import Channel, Outcome, Outgoing
 from services.campaigns.occasions import holiday_label, occurrence_of
 from services.campaigns.deliveries import care_messages
 from services.campaigns.projection import care_directory
@@ -64,8 +65,8 @@ from shared.eventstore.tables import events
 log = logging.getLogger(__name__)
 
 PROGRESS_SECONDS = 0.25  # batches that send nothing (a re-run) save their counts at most this often
-FINAL_SKIPS = ("no_consent", "erased", "no_contact", "frequency_cap")
 REFUSAL_REASONS = {"erased": "erased", "no_consent": "no_consent", "unknown": "no_contact"}
+CUT_OFF = Outcome(False, 1, "interrupted: the run stopped between sending and recording; not sent again")
 Reveal = Callable[[list[str]], dict[str, Any]]
 DueBirthdays = Callable[[date, str | None], dict[str, Any]]
 
@@ -96,8 +97,9 @@ class Occasion:
     def definition(self) -> Mapping[str, Any]:
         return self.campaign.definition
 
-    @property
+    @cached_property
     def occurrence(self) -> str:
+        """Worked out once: every message key of the run names it."""
         return occurrence_of(self.definition["kind"], self.definition["holiday"], self.on_date)
 
     def key(self, customer_id: str) -> str:
@@ -120,7 +122,7 @@ def recipients(engine: Engine, occasion: Occasion, due_birthdays: DueBirthdays, 
         query = query.where(care_directory.c.locale.in_(segment["locales"]))
     if run_id is not None:
         query = query.where(~exists(_claimed_elsewhere(occasion, run_id)
-                                    .where(care_messages.c.message_key == _key_of_row(occasion))))
+                                    .where(care_messages.c.customer_id == care_directory.c.customer_id)))
     if occasion.definition["kind"] == "holiday":
         yield from _directory_pages(engine, query, segment, batch_size)
         return
@@ -138,14 +140,14 @@ def recipients(engine: Engine, occasion: Occasion, due_birthdays: DueBirthdays, 
             return
 
 
-def _key_of_row(occasion: Occasion):
-    """The message key of the directory row, in SQL (``domain.message_key``)."""
-    return (literal(f"{occasion.campaign.campaign_id}|") + care_directory.c.customer_id
-            + literal(f"|{occasion.occurrence}"))
-
-
 def _claimed_elsewhere(occasion: Occasion, run_id: str):
-    """Claims of the occasion's messages that are not this run's own unsettled ones."""
+    """Claims of the occasion's messages that are not this run's own unsettled ones.
+
+    Campaign, occasion and customer name a message key, and are the
+    ledger's index ``ix_care_messages_occasion``: the anti-join in
+    ``recipients`` probes it per directory row instead of reading every
+    claim of the occasion for each batch.
+    """
     return select(care_messages.c.message_key).where(
         care_messages.c.campaign_id == occasion.campaign.campaign_id,
         care_messages.c.occurrence == occasion.occurrence,
@@ -281,6 +283,7 @@ class Run:
         self.counts = deliveries.empty_counts()
         self.engine = self.store.engine
         self._saved_at = 0.0
+        self.campaign_id = self.occasion.campaign.campaign_id
 
     def execute(self) -> dict[str, Any]:
         """Run (or resume) to the end; the counts."""
@@ -309,8 +312,7 @@ class Run:
         finally:
             if ahead is not None:
                 ahead.kill()  # stopped, failed or killed: the plan ahead is not needed (it wrote nothing)
-        self._append([NewEvent("CampaignRunCompleted", {"run_id": self.run_id,
-                                                        "campaign_id": self.occasion.campaign.campaign_id,
+        self._append([NewEvent("CampaignRunCompleted", {"run_id": self.run_id, "campaign_id": self.campaign_id,
                                                         "counts": self.counts})])
         deliveries.save_progress(self.engine, self.run_id, self.counts, status="completed", finished_at=utc_now_iso())
         return self.counts
@@ -328,16 +330,14 @@ class Run:
         mine = [m for m in planned.messages if m.message_key in owned]
         for _lost in range(len(planned.messages) - len(mine)):
             planned.count("already_sent")  # another run claimed it first
-        fresh = [m for m in mine if m.message_key not in self._queued]
-        skips = [NewEvent("CareMessageSkipped", {"run_id": self.run_id, "campaign_id": self.occasion.campaign.campaign_id,
-                                                 "customer_id": customer_id, "reason": reason})
-                 for customer_id, reason in planned.skips]
+        fresh = [m.message_key for m in mine if m.message_key not in self._queued]
+        skips = outcomes.skipped(self.run_id, self.campaign_id, planned.skips)
         if self.occasion.channel.readable_back:  # the channel's own record stands for the queueing
-            self._queued.update(m.message_key for m in fresh)
+            self._queued.update(fresh)
             sent, failed = self._deliver(mine, skips)
         else:
-            self._append([*(NewEvent("CareMessageQueued", self._message_data(m)) for m in fresh), *skips])
-            self._queued.update(m.message_key for m in fresh)
+            self._append([*outcomes.queued(self.run_id, self.campaign_id, fresh), *skips])
+            self._queued.update(fresh)
             sent, failed = self._deliver(mine)
         skipped = dict(planned.counted)
         for _customer, reason in planned.skips:
@@ -354,18 +354,13 @@ class Run:
         if not messages:
             self._append(events)
             return 0, 0
-        outcomes = self.occasion.channel.deliver(messages)
-        for message in messages:
-            outcome = outcomes[message.message_key]
-            data = {**self._message_data(message), "channel": self.occasion.channel.name,
-                    "attempts": outcome.attempts}
-            events.append(NewEvent("CareMessageSent", data) if outcome.sent
-                          else NewEvent("CareMessageFailed", {**data, "reason": outcome.reason}))
-        self._append(events)
+        results = self.occasion.channel.deliver(messages)
+        self._append([*events, *outcomes.delivered(self.run_id, self.campaign_id, self.occasion.channel.name,
+                                                   results)])
         deliveries.settle(self.engine, {key: "sent" if outcome.sent else "failed"
-                                        for key, outcome in outcomes.items()}, utc_now_iso())
-        sent = sum(1 for outcome in outcomes.values() if outcome.sent)
-        return sent, len(outcomes) - sent
+                                        for key, outcome in results.items()}, utc_now_iso())
+        sent = sum(1 for outcome in results.values() if outcome.sent)
+        return sent, len(results) - sent
 
     def _reconcile(self) -> None:
         """After a crash: settle what the stream already says, ask the channel about the rest."""
@@ -374,15 +369,15 @@ class Run:
             return
         settled: dict[str, str] = {}
         for event_type, data in self._stream_facts():
-            key = data.get("message_key")
             if event_type == "CareMessageQueued":
-                self._queued.add(key)
+                self._queued.update(outcomes.message_keys(data))
             elif event_type in ("CareMessageSent", "CareMessageFailed"):
-                settled[key] = "sent" if event_type == "CareMessageSent" else "failed"
-                if key not in self._queued:  # recorded by its outcome alone (a readable-back channel)
-                    self._queued.add(key)
-                    self.counts["queued"] += 1
-            self._recount_type(event_type, data)
+                for key in outcomes.message_keys(data):
+                    settled[key] = "sent" if event_type == "CareMessageSent" else "failed"
+                    if key not in self._queued:  # recorded by its outcome alone (a readable-back channel)
+                        self._queued.add(key)
+                        self.counts["queued"] += 1
+            outcomes.tally(self.counts, event_type, data)
         open_keys = {key for key, status in deliveries.claimed_by(self.engine, self.run_id).items()
                      if status == "queued"}
         deliveries.settle(self.engine, {key: settled[key] for key in open_keys & settled.keys()}, utc_now_iso())
@@ -392,13 +387,11 @@ class Run:
         channel = self.occasion.channel
         delivered = channel.delivered(unsettled)
         cut_off = [] if channel.name == "file" else [key for key in unsettled if key not in delivered]
-        events = [] if channel.readable_back else [NewEvent("CareMessageQueued", self._key_data(key))
-                                                    for key in unsettled if key not in self._queued]
-        events += [NewEvent("CareMessageSent", {**self._key_data(key), "channel": channel.name, "attempts": 1})
-                   for key in unsettled if key in delivered]
-        events += [NewEvent("CareMessageFailed", {**self._key_data(key), "channel": channel.name, "attempts": 1,
-                                                  "reason": "interrupted: the run stopped between sending and "
-                                                            "recording; not sent again"}) for key in cut_off]
+        events = [] if channel.readable_back else outcomes.queued(
+            self.run_id, self.campaign_id, [key for key in unsettled if key not in self._queued])
+        events += outcomes.delivered(self.run_id, self.campaign_id, channel.name,
+                                     {**{key: Outcome(True, 1) for key in unsettled if key in delivered},
+                                      **{key: CUT_OFF for key in cut_off}})
         self._append(events)
         if channel.readable_back:  # what the sink holds is recorded by its outcome alone
             self.counts["queued"] += sum(1 for key in delivered if key not in self._queued)
@@ -406,7 +399,7 @@ class Run:
         else:
             self._queued.update(unsettled)
         for event in events:
-            self._recount_type(event.type, event.data)
+            outcomes.tally(self.counts, event.type, event.data)
         deliveries.settle(self.engine, {**{key: "sent" for key in delivered}, **{key: "failed" for key in cut_off}},
                           utc_now_iso())
         # what the file sink did not get stays claimed by this run: the batches below send it again
@@ -418,22 +411,6 @@ class Run:
         with self.engine.connect() as connection:
             for event_type, data in connection.execution_options(yield_per=2000).execute(query):
                 yield event_type, json.loads(data)
-
-    def _recount_type(self, event_type: str, data: Mapping[str, Any]) -> None:
-        field_of = {"CareMessageQueued": "queued", "CareMessageSent": "sent", "CareMessageFailed": "failed"}
-        if event_type in field_of:
-            self.counts[field_of[event_type]] += 1
-        elif event_type == "CareMessageSkipped":
-            self.counts["skipped"][data["reason"]] = self.counts["skipped"].get(data["reason"], 0) + 1
-
-    def _message_data(self, message: Outgoing) -> dict[str, Any]:
-        return {"run_id": self.run_id, "campaign_id": message.campaign_id, "customer_id": message.customer_id,
-                "occurrence": message.occurrence, "message_key": message.message_key}
-
-    def _key_data(self, key: str) -> dict[str, Any]:
-        campaign_id, customer_id, occurrence = key.split("|")
-        return {"run_id": self.run_id, "campaign_id": campaign_id, "customer_id": customer_id,
-                "occurrence": occurrence, "message_key": key}
 
     def _append(self, events: list[NewEvent]) -> None:
         if events:
