@@ -75,6 +75,7 @@ class EventLog(DependencyProvider):
         self.relay: Relay | None = None  # these two stay None when setup refuses to start the service
         self.fetch_upstream: UpstreamEvents | None = None
         self.upstream_heads: dict[str, tuple[int, str | None]] = {}  # from each upstream's log_head()
+        self._swept: dict[tuple[str, str], int] = {}  # (consumer, upstream) -> position at the last sweep
         self._wakeup = threading.Event()
 
     def history(self, service: str) -> History | None:
@@ -197,25 +198,44 @@ class EventLog(DependencyProvider):
             if upstream in runner.consumer.upstreams:
                 runner.refuse(upstream, event_id, reason)
 
-    def pull_upstreams(self, only_behind: bool = False) -> dict[str, str]:
+    def pull_upstreams(self, only_behind: bool = False,
+                       earlier_heads: dict[str, tuple[int, str | None]] | None = None) -> dict[str, str]:
         """Ask each producer for what we have not seen yet (events published while we were away).
 
-        With ``only_behind``, an upstream whose head was just asked for is
-        pulled only by the consumers behind it (the sweep's way). A producer
+        With ``only_behind`` (the sweep's way), an upstream is pulled only by
+        the consumers that deliveries are not bringing up to its head (see
+        ``_stuck``); ``earlier_heads`` are the heads the previous sweep saw. A producer
         that cannot be reached is logged and skipped, so it holds back no
         other's events; the answer names each one and why.
         """
         unreachable: dict[str, str] = {}
         for runner in self.runners:
             for upstream in sorted(set(runner.consumer.upstreams) - {self.store.service}):
-                head = self.upstream_heads.get(upstream)
-                if not only_behind or head is None or runner.position(upstream) < head[0]:
+                if not only_behind or self._stuck(runner, upstream, earlier_heads or {}):
                     try:
                         self._pull(runner, upstream)
                     except Exception as error:  # one producer away must not keep the others' events back
                         log.warning("could not pull %s's events: %s", upstream, error)
                         unreachable[upstream] = describe(error)
         return unreachable
+
+    def _stuck(self, runner: ConsumerRunner, upstream: str, earlier_heads: dict[str, tuple[int, str | None]]) -> bool:
+        """Whether a consumer behind ``upstream``'s head waits for events the broker is not bringing.
+
+        It is when nothing of the upstream applied since the last sweep, or
+        when it is still short of the head the last sweep saw: those events
+        had a whole sweep to arrive. A consumer that deliveries keep moving
+        is left to them, so a busy upstream is not also fetched page by page.
+        """
+        position = runner.position(upstream)
+        before = self._swept.get((runner.consumer.name, upstream))
+        self._swept[(runner.consumer.name, upstream)] = position
+        head, earlier = self.upstream_heads.get(upstream), earlier_heads.get(upstream)
+        if head is None:
+            return True
+        if position >= head[0]:
+            return False
+        return before is None or position <= before or (earlier is not None and position < earlier[0])
 
     def _pull(self, runner: ConsumerRunner, upstream: str) -> None:
         while events := self.fetch_upstream(upstream, runner.position(upstream), UPSTREAM_PAGE):
@@ -227,8 +247,9 @@ class EventLog(DependencyProvider):
         """Every few seconds: learn each upstream's head, and pull from those a consumer is behind."""
         while not self._stop.is_set():
             try:
+                earlier = dict(self.upstream_heads)
                 self.probe_upstream_heads()
-                self.pull_upstreams(only_behind=True)
+                self.pull_upstreams(only_behind=True, earlier_heads=earlier)
             except Exception as error:  # e.g. our own database: try again at the next sweep
                 log.warning("the upstream sweep failed: %s", describe(error))
             self._stop.wait(UPSTREAM_SWEEP_SECONDS)

@@ -52,3 +52,35 @@ def test_lag_counts_upstream_events_not_delivered_yet(config, monkeypatch):
         follower.pull_upstreams()  # what the sweep does for a consumer behind its upstream's head
         caught_up = known()
         assert (caught_up["applied"], caught_up["lag_events"], caught_up["lag_seconds"]) == (1 + HELD_BACK, 0, 0.0)
+
+
+def sweep(follower) -> None:
+    """One round of the upstream sweep: learn the heads, pull for the consumers deliveries are not moving."""
+    earlier = dict(follower.upstream_heads)
+    follower.probe_upstream_heads()
+    follower.pull_upstreams(only_behind=True, earlier_heads=earlier)
+
+
+def test_the_sweep_pulls_only_for_a_consumer_deliveries_do_not_move(config, monkeypatch):
+    monkeypatch.setattr(shared.event_log, "UPSTREAM_SWEEP_SECONDS", 3600.0)  # this test sweeps itself
+    with running(CustomersService, config) as customers, running(ComplaintsService, config) as complaints:
+        follower = event_log(complaints)
+        applied = lambda: follower.health()["projections"]["complaints.customers"]["positions"]["customers"]  # noqa: E731
+        relay = event_log(customers).relay
+        relay.lease.release()
+        with event_log(customers).store.engine.begin() as connection:  # no delivery reaches complaints
+            connection.execute(insert(leases).values(name=relay.lease.name, owner="elsewhere", expires_at=2 ** 62))
+
+        def register(count: int, first: int) -> None:
+            with rpc_as(config, "agent") as proxy:
+                for number in range(first, first + count):
+                    proxy.customers.register(name=f"客户{number}", phone=f"13900000{number:03d}")
+
+        register(3, 0)
+        sweep(follower)
+        assert applied() == 3  # never looked at before: pulled
+        register(2, 3)
+        sweep(follower)
+        assert applied() == 3  # it moved since the last sweep and reached the head seen then: left to deliveries
+        sweep(follower)
+        assert applied() == 5  # nothing moved for a whole sweep: pulled
