@@ -76,14 +76,15 @@ def seed_customers(config: dict[str, Any], count: int, birthday: str, tick: Call
 
 
 def wait_caught_up(proxy: Any, timeout: float = CATCH_UP_TIMEOUT_S) -> float:
-    """Seconds until both directories have applied the whole customers' log."""
+    """Seconds until customers' directory and every campaigns consumer (the erasure keys' too) applied the customers' log."""
     began = time.perf_counter()
     head = proxy.customers.health()["log_position"]
     while True:
         own = proxy.customers.health()["projections"]
-        theirs = proxy.campaigns.health()["projections"]
+        theirs = proxy.campaigns.health()
+        followers = [*theirs["projections"].values(), *theirs["reactions"].values()]
         if all(p["lag"] == 0 for p in own.values()) and \
-                theirs["campaigns.customers"]["positions"].get("customers", 0) >= head:
+                all(f["positions"].get("customers", head) >= head for f in followers):
             return time.perf_counter() - began
         if time.perf_counter() - began > timeout:
             raise BenchError(f"the directories did not catch up on {head} customers within {timeout:.0f}s")
