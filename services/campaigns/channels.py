@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 log = logging.getLogger(__name__)
+_JSON_LINE = json.JSONEncoder(ensure_ascii=False)  # built once: json.dumps with options builds one per call
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,7 @@ class Outgoing:
 
     def to_json(self) -> str:
         """What the file sink writes and the webhook posts: the message, its key and where it goes."""
-        return json.dumps({name: getattr(self, name) for name in self.__slots__}, ensure_ascii=False)
+        return _JSON_LINE.encode({name: getattr(self, name) for name in self.__slots__})
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,9 +39,11 @@ recorded failed as ``interrupted`` (never sent twice).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
+from collections import deque
 
 import eventlet
 from dataclasses import dataclass, field
@@ -64,6 +66,9 @@ from shared.eventstore.tables import events
 
 log = logging.getLogger(__name__)
 
+# Batches planned while one is written: each plan waits mostly on the customers service's reveal, so a
+# few at once keep both services busy. Batches hold distinct customers, so their plans do not overlap.
+PLANS_AHEAD = 2
 PROGRESS_SECONDS = 0.25  # batches that send nothing (a re-run) save their counts at most this often
 REFUSAL_REASONS = {"erased": "erased", "no_consent": "no_consent", "unknown": "no_contact"}
 CUT_OFF = Outcome(False, 1, "interrupted: the run stopped between sending and recording; not sent again")
@@ -126,18 +131,31 @@ def recipients(engine: Engine, occasion: Occasion, due_birthdays: DueBirthdays, 
     if occasion.definition["kind"] == "holiday":
         yield from _directory_pages(engine, query, segment, batch_size)
         return
-    after = None
-    while True:
-        page = due_birthdays(occasion.on_date, after)
-        with engine.connect() as connection:
-            rows = connection.execute(query.where(care_directory.c.customer_id.in_(page["customer_ids"]))
-                                      .order_by(care_directory.c.customer_id)).all()
-        found = [recipient for recipient in map(_recipient, rows) if domain.in_segment(segment, recipient)]
-        for start in range(0, len(found), batch_size):
-            yield found[start:start + batch_size]
-        after = page["next"]
-        if after is None:
-            return
+    if run_id is not None and _none_left(engine, query):
+        return  # every customer of the segment is claimed: no birthday the customers service names can be new
+    page, following = due_birthdays(occasion.on_date, None), None
+    try:
+        while True:
+            # The customers service finds the next page while this one is looked up here.
+            following = eventlet.spawn(due_birthdays, occasion.on_date, page["next"]) if page["next"] else None
+            with engine.connect() as connection:
+                rows = connection.execute(query.where(care_directory.c.customer_id.in_(page["customer_ids"]))
+                                          .order_by(care_directory.c.customer_id)).all()
+            found = [recipient for recipient in map(_recipient, rows) if domain.in_segment(segment, recipient)]
+            for start in range(0, len(found), batch_size):
+                yield found[start:start + batch_size]
+            if following is None:
+                return
+            page, following = following.wait(), None
+    finally:
+        if following is not None:
+            following.kill()  # the run stopped or failed: the page ahead is not needed
+
+
+def _none_left(engine: Engine, query) -> bool:
+    """Whether the directory holds no candidate for ``query`` (a re-run of a finished day finds none)."""
+    with engine.connect() as connection:
+        return connection.execute(query.limit(1)).first() is None
 
 
 def _claimed_elsewhere(occasion: Occasion, run_id: str):
@@ -175,7 +193,13 @@ def _directory_pages(engine: Engine, query, segment, batch_size: int) -> Iterato
 
 def _recipient(row: Any) -> domain.Recipient:
     return domain.Recipient(row.customer_id, row.status, row.tier, row.locale, row.timezone,
-                            bool(row.care_consent), tuple(json.loads(row.tags)))
+                            bool(row.care_consent), _tags(row.tags))
+
+
+@functools.lru_cache(maxsize=1024)
+def _tags(stored: str) -> tuple[str, ...]:
+    """A directory row's tags: customers share a few sets, so each stored text is parsed once."""
+    return tuple(json.loads(stored))
 
 
 def plan(engine: Engine, occasion: Occasion, batch: Sequence[domain.Recipient], now: datetime,
@@ -295,23 +319,22 @@ class Run:
         if already:
             self.counts = deliveries.add_counts(self.counts, {**deliveries.empty_counts(),
                                                               "skipped": {"already_sent": already}})
-        ahead = None
+        ahead: deque = deque()  # plans under way, oldest first: their reveals overlap the writes below
         try:
             for batch in recipients(self.engine, self.occasion, self.due_birthdays, self.batch_size, self.run_id):
                 if not self.still_active():
                     raise RunStopped(self.run_id)
-                previous, ahead = ahead, eventlet.spawn(self._plan, batch)  # its reveal overlaps the writes below
-                if previous is not None:
-                    self._batch(previous.wait())
-            if ahead is not None:
-                last, ahead = ahead, None
-                self._batch(last.wait())
+                ahead.append(eventlet.spawn(self._plan, batch))
+                if len(ahead) > PLANS_AHEAD:
+                    self._batch(ahead.popleft().wait())
+            while ahead:
+                self._batch(ahead.popleft().wait())
         except RunStopped:
             deliveries.save_progress(self.engine, self.run_id, self.counts, status="stopped")
             return self.counts
         finally:
-            if ahead is not None:
-                ahead.kill()  # stopped, failed or killed: the plan ahead is not needed (it wrote nothing)
+            for planning in ahead:
+                planning.kill()  # stopped, failed or killed: plans ahead are not needed (they wrote nothing)
         self._append([NewEvent("CampaignRunCompleted", {"run_id": self.run_id, "campaign_id": self.campaign_id,
                                                         "counts": self.counts})])
         deliveries.save_progress(self.engine, self.run_id, self.counts, status="completed", finished_at=utc_now_iso())

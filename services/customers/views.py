@@ -85,7 +85,7 @@ def due_birthdays(engine: Engine, celebrated: Celebrated, after: str | None, lim
     if after is not None:
         query = query.where(directory.c.customer_id > after)
     with engine.connect() as connection:
-        ids = list(connection.execute(query).scalars())
+        ids = connection.execute(query).scalars().all()  # one fetch: row by row costs most of a page
     return {"customer_ids": ids, "next": ids[-1] if len(ids) == limit else None}
 
 

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
+from kombu import Connection
+
 from contracts.customers import PII_FIELDS
 from shared.bench.rpc_figures import new_cluster, serving
 from shared.bench.store_figures import BenchError, Phase
@@ -91,6 +93,23 @@ def wait_caught_up(proxy: Any, timeout: float = CATCH_UP_TIMEOUT_S) -> float:
         time.sleep(1.0)
 
 
+def wait_delivered(amqp_uri: str, service: str, upstream: str, timeout: float = CATCH_UP_TIMEOUT_S) -> None:
+    """Until the broker has handed ``service`` every ``upstream`` event it queued for it.
+
+    A directory that caught up by pulling pages still gets each event once
+    more from its queue, as a duplicate; the seeded backlog must be gone
+    before the clock starts, or the run is timed acknowledging it.
+    """
+    queue = f"evt-{upstream}-#--{service}.on_upstream_event"  # nameko's name for ``upstream_event_handler``
+    began = time.perf_counter()
+    with Connection(amqp_uri) as connection:
+        channel = connection.default_channel
+        while channel.queue_declare(queue=queue, passive=True).message_count:
+            if time.perf_counter() - began > timeout:
+                raise BenchError(f"{service} still had {upstream} events queued after {timeout:.0f}s")
+            time.sleep(POLL_S)
+
+
 def wait_quiet(proxy: Any, timeout: float = RUN_TIMEOUT_S) -> None:
     """Until campaigns has relayed its log and every consumer has applied both logs to their heads."""
     began = time.perf_counter()
@@ -148,6 +167,7 @@ def campaigns_figures(amqp_uri: str, workdir: Path | None = None, sizes: Sizes =
                  processes, ready_timeout=CATCH_UP_TIMEOUT_S) as proxy:
         catching_up = phase("Campaigns: directories catch up", 1)
         catch_up_s = wait_caught_up(proxy)
+        wait_delivered(amqp_uri, "campaigns", "customers")
         catching_up(1)
         campaign_id = proxy.campaigns.create(name="生日问候 (bench)", kind="birthday", channel="file",
                                              templates=[{"body": "{{ name }}，生日快乐！"}],
