@@ -68,7 +68,7 @@ log = logging.getLogger(__name__)
 
 # Batches planned while one is written: each plan waits mostly on the customers service's reveal, so a
 # few at once keep both services busy. Batches hold distinct customers, so their plans do not overlap.
-PLANS_AHEAD = 2
+PLANS_AHEAD = 3
 PROGRESS_SECONDS = 0.25  # batches that send nothing (a re-run) save their counts at most this often
 REFUSAL_REASONS = {"erased": "erased", "no_consent": "no_consent", "unknown": "no_contact"}
 CUT_OFF = Outcome(False, 1, "interrupted: the run stopped between sending and recording; not sent again")
