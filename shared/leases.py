@@ -130,16 +130,6 @@ class LeaseKeeper:
                 log.warning("could not renew the lease %s", self.lease.name, exc_info=True)
             stop.wait(self.renew_seconds)
 
-    def renew_when_due(self, renew_seconds: float = RENEW_SECONDS) -> bool:
-        """``acquire``, skipped while our last renewal is younger than ``renew_seconds``.
-
-        A holder working in short steps (the relay's batches) renews as
-        often as the keeper would, not with a database write per step.
-        """
-        if self._expires_at is not None and self._expires_at - self._now_ms() > self.ttl_ms - renew_seconds * 1000:
-            return True
-        return self.acquire()
-
     def release(self) -> None:
         """Hand the lease over at once (the replica is stopping)."""
         try:
