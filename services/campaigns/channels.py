@@ -33,11 +33,11 @@ import urllib.request
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 log = logging.getLogger(__name__)
-_JSON_LINE = json.JSONEncoder(ensure_ascii=False)  # built once: json.dumps with options builds one per call
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,11 @@ class Outgoing:
 
     def to_json(self) -> str:
         """What the file sink writes and the webhook posts: the message, its key and where it goes."""
-        return _JSON_LINE.encode({name: getattr(self, name) for name in self.__slots__})
+        return _JSON_OBJECT % tuple(encode_basestring(getattr(self, name)) for name in self.__slots__)
+
+
+# Every field is text: quoting each into a fixed layout gives json.dumps's line without building an encoder per call.
+_JSON_OBJECT = "{" + ", ".join(f'"{name}": %s' for name in Outgoing.__slots__) + "}"
 
 
 @dataclass(frozen=True, slots=True)

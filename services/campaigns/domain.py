@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 from zoneinfo import ZoneInfo
 
 from shared.errors import Conflict, NotFound
@@ -98,9 +98,11 @@ def run_started(run_id: str, command: Mapping[str, Any]) -> NewEvent:
 
 # -- who gets a message ----------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Recipient:
-    """What the campaigns service knows of a customer from its own projection (no personal data)."""
+class Recipient(NamedTuple):
+    """What the campaigns service knows of a customer from its own projection (no personal data).
+
+    A named tuple: a run makes one per candidate, and a tuple is made in a third of a frozen dataclass's time.
+    """
 
     customer_id: str
     status: str

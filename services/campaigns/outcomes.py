@@ -16,7 +16,7 @@ payload limit (``shared.validation``), and failure reasons can be long.
 
 from __future__ import annotations
 
-import json
+from json.encoder import encode_basestring
 from typing import Any, Iterator, Mapping, Sequence
 
 from contracts.campaigns import MAX_BATCH
@@ -79,7 +79,7 @@ def _chunks(messages: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
     chunk: list[dict[str, Any]] = []
     size = 0
     for message in messages:
-        cost = len(json.dumps(message, ensure_ascii=False).encode()) + len(message["customer_id"]) + 4  # and its id
+        cost = _encoded_size(message) + len(message["customer_id"]) + 4  # and its id in ``customer_ids``
         if chunk and (len(chunk) == MAX_BATCH or size + cost > EVENT_BUDGET_BYTES):
             yield chunk
             chunk, size = [], 0
@@ -87,3 +87,9 @@ def _chunks(messages: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         size += cost
     if chunk:
         yield chunk
+
+
+def _encoded_size(message: Mapping[str, str | int]) -> int:
+    """The bytes of ``message`` in JSON with a separator after it, without building an encoder per message."""
+    return sum(len(key) + 6 + len((encode_basestring(value) if isinstance(value, str) else str(value)).encode())
+               for key, value in message.items())

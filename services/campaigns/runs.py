@@ -97,6 +97,7 @@ class Occasion:
     on_date: date
     settings: Mapping[str, Any]
     channel: Channel
+    _forms: dict[tuple[str, str], templates.Form | None] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def definition(self) -> Mapping[str, Any]:
@@ -110,6 +111,15 @@ class Occasion:
     def key(self, customer_id: str) -> str:
         return domain.message_key(self.campaign.campaign_id, customer_id, self.occurrence)
 
+    def form(self, tier: str, locale: str) -> templates.Form | None:
+        """The template a tier and locale get, rendered once per run for what they share."""
+        if (tier, locale) not in self._forms:
+            template = templates.choose(self.definition["templates"], tier, locale)
+            holiday = holiday_label(self.definition["holiday"], locale) if self.definition["holiday"] else ""
+            self._forms[tier, locale] = None if template is None else templates.Form.of(
+                template["body"], {"tier": tier, "holiday": holiday, "date": self.on_date.isoformat()}, locale)
+        return self._forms[tier, locale]
+
 
 def recipients(engine: Engine, occasion: Occasion, due_birthdays: DueBirthdays, batch_size: int,
                run_id: str | None = None) -> Iterator[list[domain.Recipient]]:
@@ -120,7 +130,7 @@ def recipients(engine: Engine, occasion: Occasion, due_birthdays: DueBirthdays, 
     is left (``already_claimed_elsewhere`` counts them).
     """
     segment = occasion.definition["segment"]
-    query = select(care_directory)
+    query = select(*_RECIPIENT_COLUMNS)
     if segment["tiers"]:
         query = query.where(care_directory.c.tier.in_(segment["tiers"]))
     if segment["locales"]:
@@ -191,9 +201,12 @@ def _directory_pages(engine: Engine, query, segment, batch_size: int) -> Iterato
         yield [recipient for recipient in map(_recipient, rows) if domain.in_segment(segment, recipient)]
 
 
+_RECIPIENT_COLUMNS = [care_directory.c[name] for name in domain.Recipient._fields]
+
+
 def _recipient(row: Any) -> domain.Recipient:
-    return domain.Recipient(row.customer_id, row.status, row.tier, row.locale, row.timezone,
-                            bool(row.care_consent), _tags(row.tags))
+    *known, tags = row  # in ``_RECIPIENT_COLUMNS`` order: unpacked, not looked up by name per field
+    return domain.Recipient(*known, _tags(tags))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -262,23 +275,20 @@ def _render(occasion: Occasion, chosen: list[domain.Recipient], reveal: Reveal, 
     for refused in answer["refused"]:
         result.skips.append((refused["customer_id"], REFUSAL_REASONS[refused["reason"]]))
     by_id = {recipient.customer_id: recipient for recipient in chosen}
-    definition = occasion.definition
+    opt_out_url = occasion.settings["opt_out_url"]
     for contact in answer["contacts"]:
         recipient = by_id[contact["customer_id"]]
         address = occasion.channel.address(contact)
-        template = templates.choose(definition["templates"], recipient.tier, recipient.locale)
-        if address is None or template is None:
+        form = occasion.form(recipient.tier, recipient.locale)
+        if address is None or form is None:
             result.skips.append((recipient.customer_id, "no_contact"))
             continue
-        holiday = holiday_label(definition["holiday"], recipient.locale) if definition["holiday"] else ""
         name = contact.get("name") or ""
-        variables = {"name": mask(name) if preview else name, "tier": recipient.tier, "holiday": holiday,
-                     "date": occasion.on_date.isoformat(),
-                     "opt_out_url": occasion.settings["opt_out_url"].format(customer_id=recipient.customer_id)}
-        text = templates.render(template["body"], variables, recipient.locale)
+        text = form.fill({"name": mask(name) if preview else name,
+                          "opt_out_url": opt_out_url.format(customer_id=recipient.customer_id)})
         result.messages.append(Outgoing(occasion.key(recipient.customer_id), occasion.campaign.campaign_id,
                                         recipient.customer_id, occasion.occurrence, address,
-                                        definition["name"], text))
+                                        occasion.definition["name"], text))
 
 
 # -- running -------------------------------------------------------------------------------

@@ -56,19 +56,20 @@ def contacts(engine: Engine, customer_ids: list[str], purpose: str) -> tuple[lis
     ``unknown``, ``erased`` or, for a purpose that needs consent,
     ``no_consent``. Contacts come back in the order asked.
     """
-    with engine.connect() as connection:
+    with engine.connect() as connection:  # one fetch: row by row costs most of a batch
         rows = {row.customer_id: row for row in connection.execute(
-            select(directory).where(directory.c.customer_id.in_(customer_ids)))}
+            select(directory).where(directory.c.customer_id.in_(customer_ids))).all()}
     found, refused = [], []
     for customer_id in customer_ids:
         row = rows.get(customer_id)
-        reason = _refusal(row, purpose)
+        consents = json.loads(row.consents) if row is not None else []
+        reason = _refusal(row, consents, purpose)
         if reason:
             refused.append({"customer_id": customer_id, "reason": reason})
             continue
         found.append({"customer_id": customer_id, **{field: getattr(row, field) for field in REVEALED_FIELDS[purpose]},
                       "birthday_calendar": row.birthday_calendar, "locale": row.locale,
-                      "timezone": row.timezone, "tier": row.tier, "consents": json.loads(row.consents)})
+                      "timezone": row.timezone, "tier": row.tier, "consents": consents})
     return found, refused
 
 
@@ -89,12 +90,12 @@ def due_birthdays(engine: Engine, celebrated: Celebrated, after: str | None, lim
     return {"customer_ids": ids, "next": ids[-1] if len(ids) == limit else None}
 
 
-def _refusal(row: Any, purpose: str) -> str | None:
+def _refusal(row: Any, consents: list[str], purpose: str) -> str | None:
     if row is None:
         return "unknown"
     if row.status != "active":
         return "erased"
-    if purpose in CONSENT_PURPOSES and purpose not in json.loads(row.consents):
+    if purpose in CONSENT_PURPOSES and purpose not in consents:
         return "no_consent"
     return None
 

@@ -91,3 +91,11 @@ def test_an_event_stays_under_the_payload_limit_consumers_check_even_with_long_r
     assert len(events) > 1 and [m["message_key"] for e in events for m in e.data["messages"]] == list(results)
     assert all(len(canonical_json(event.data).encode()) <= outcomes.EVENT_BUDGET_BYTES < MAX_PAYLOAD_BYTES
                for event in events)
+
+
+def test_reasons_that_json_escapes_are_sized_as_written():
+    reason = 'ValueError: "\\\n\t\x01' * 20  # each of these is written as two to six characters
+    results = {key(f"{n:032x}"): Outcome(False, 3, reason) for n in range(MAX_BATCH)}
+    events = outcomes.delivered(RUN, CAMPAIGN, "webhook", results)
+    assert len(events) > 1
+    assert all(len(canonical_json(event.data).encode()) <= outcomes.EVENT_BUDGET_BYTES for event in events)

@@ -48,3 +48,26 @@ def test_the_most_specific_template_wins():
     assert templates.choose(candidates, "general", "en-US")["body"] == "english"
     assert templates.choose(candidates, "general", "zh-CN")["body"] == "any"
     assert templates.choose(candidates[1:2], "general", "zh-CN") is None
+
+
+SHARED = {key: VARIABLES[key] for key in ("tier", "holiday", "date")}
+
+
+@pytest.mark.parametrize("body", [
+    "{{ name }}，{{ holiday }}快乐！",  # opt-out line appended
+    "Dear {{ name }} ({{ tier }}), {{ name }} again: {{ opt_out_url }} {{ '{x}' }} {% raw %}{{ name }}{% endraw %}",
+    "{{ name|upper }} {{ opt_out_url }}",  # a filter sees the value: rendered per message
+    "{% if name == 'x' %}x{% else %}{{ holiday }}{% endif %}",  # a condition on the value: per message
+    "{{ name ~ '!' }}",
+])
+@pytest.mark.parametrize("name", ["张伟", "{name}", "{0} }{", "a\x00name\x00b", ""])
+def test_a_form_fills_in_the_same_text_as_rendering_per_message(body, name):
+    own = {"name": name, "opt_out_url": "https://crm.example.com/care/opt-out?c={1}"}
+    form = templates.Form.of(body, SHARED, "zh-CN")
+    assert form.fill(own) == templates.render(body, {**SHARED, **own}, "zh-CN")
+
+
+def test_only_a_template_using_the_customers_variables_as_they_are_is_filled_by_substitution():
+    assert templates.Form.of("{{ name }} {{ holiday|upper }}", SHARED, "en-US").pattern is not None
+    assert templates.Form.of("{{ name|upper }}", SHARED, "en-US").pattern is None
+    assert templates.Form.of("{{ opt_out_url|truncate(9) }} {{ name }}", SHARED, "en-US").pattern is None
