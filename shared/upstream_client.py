@@ -1,13 +1,14 @@
-"""One long-lived RPC client per service for its calls to the services it follows.
+"""Long-lived RPC clients per service for its calls to the services it follows.
 
 Gap fills, start-up catch-up and the periodic sweep all ask a producer for
 ``events_since``. A standalone nameko proxy per call opens a connection
 and leaves a reply queue behind for five minutes (nameko's reply-queue
 expiry), so a burst of gap fills once piled up hundreds of queues on the
-broker. This client opens one proxy, keeps it for the life of the service
-and serialises calls through it (nameko's standalone proxy serves one call
-at a time); a broken connection or a timeout drops the proxy, and the next
-call opens a fresh one.
+broker. This client keeps its proxies for the life of the service. A
+nameko standalone proxy serves one call at a time, so the client holds up
+to ``connections`` of them and a call takes an idle one (or opens one);
+with one, calls are serialised. A broken connection or a timeout drops
+that proxy, and a later call opens a fresh one.
 """
 
 from __future__ import annotations
@@ -29,35 +30,60 @@ _BROKEN = (*CONNECTION_LOST, RpcTimeout)
 
 
 class UpstreamClient:
-    """``call(service, method, *args)`` with the service's own token, over one reused proxy."""
+    """``call(service, method, *args)`` with the service's own token, over reused proxies."""
 
-    def __init__(self, amqp_uri: str, token: str | None, timeout: float = CALL_TIMEOUT_SECONDS):
+    def __init__(self, amqp_uri: str, token: str | None, timeout: float = CALL_TIMEOUT_SECONDS,
+                 connections: int = 1):
         self._config = {"AMQP_URI": amqp_uri}
         self._context = {CONTEXT_KEY: token} if token else {}
         self._timeout = timeout
+        self._free = threading.BoundedSemaphore(connections)  # calls in flight, at most one per proxy
         self._lock = threading.Lock()
-        self._client: ClusterRpcProxy | None = None
-        self._proxy = None
+        self._idle: list[tuple[ClusterRpcProxy, Any]] = []  # (client, started proxy)
+        self._closed = False
 
     def call(self, service: str, method: str, *args: Any) -> Any:
-        with self._lock:
-            if self._proxy is None:
-                self._client = ClusterRpcProxy(self._config, context_data=self._context, timeout=self._timeout)
-                self._proxy = self._client.start()
+        with self._free:
+            client, proxy = self._take()
             try:
-                return getattr(getattr(self._proxy, service), method)(*args)
+                result = getattr(getattr(proxy, service), method)(*args)
             except _BROKEN:
-                self._drop()  # a late reply or a dead connection must not reach the next call
+                _stop(client)  # a late reply or a dead connection must not reach the next call
                 raise
+            except Exception:
+                self._give_back(client, proxy)  # the far side answered, with an error: the proxy is fine
+                raise
+            except BaseException:
+                _stop(client)  # interrupted mid-call (a killed greenthread): its reply may still come
+                raise
+            self._give_back(client, proxy)
+            return result
 
     def close(self) -> None:
+        """Stop the idle proxies; one still in a call is stopped when the call returns."""
         with self._lock:
-            self._drop()
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for client, _proxy in idle:
+            _stop(client)
 
-    def _drop(self) -> None:
-        client, self._client, self._proxy = self._client, None, None
-        if client is not None:
-            try:
-                client.stop()
-            except _BROKEN:
-                log.debug("the upstream client's connection was already gone")
+    def _take(self) -> tuple[ClusterRpcProxy, Any]:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        client = ClusterRpcProxy(self._config, context_data=self._context, timeout=self._timeout)
+        return client, client.start()
+
+    def _give_back(self, client: ClusterRpcProxy, proxy: Any) -> None:
+        with self._lock:
+            if not self._closed:
+                self._idle.append((client, proxy))
+                return
+        _stop(client)
+
+
+def _stop(client: ClusterRpcProxy) -> None:
+    try:
+        client.stop()
+    except _BROKEN:
+        log.debug("the upstream client's connection was already gone")

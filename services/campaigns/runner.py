@@ -64,7 +64,9 @@ class CampaignRunner(DependencyProvider):
         self.settings = load_settings(self.container.config.get(CONFIG_KEY))
         crm = load_crm_settings(self.container.config)
         self.data_dir = crm.data_dir
-        self.customers = UpstreamClient(crm.amqp_uri, crm.service_token, timeout=REVEAL_TIMEOUT_SECONDS)
+        # a run's plans ahead each wait on a reveal, and the next birthday page is fetched beside them
+        self.customers = UpstreamClient(crm.amqp_uri, crm.service_token, timeout=REVEAL_TIMEOUT_SECONDS,
+                                        connections=runs.PLANS_AHEAD + 1)
         self.retry = Retry(self.settings["retry"]["attempts"], self.settings["retry"]["backoff_seconds"])
         self._stop = threading.Event()
 
