@@ -63,6 +63,7 @@ from services.campaigns.projection import care_directory
 from shared.eventstore.envelope import CommandContext, NewEvent, utc_now_iso
 from shared.eventstore.store import EventStore
 from shared.eventstore.tables import events
+from shared.sql_lists import among
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,10 @@ def recipients(engine: Engine, occasion: Occasion, due_birthdays: DueBirthdays, 
 
     A run (``run_id``) is not given customers whose message another run
     has claimed, or that it has settled itself, so a re-run reads only what
-    is left (``already_claimed_elsewhere`` counts them).
+    is left (``already_claimed_elsewhere`` counts them). While no message
+    of the occasion is claimed there is nothing to leave out, and the
+    directory is read without that anti-join: a run started alongside is
+    caught by ``plan``'s lookup and by the claim.
     """
     segment = occasion.definition["segment"]
     query = select(*_RECIPIENT_COLUMNS)
@@ -135,7 +139,7 @@ def recipients(engine: Engine, occasion: Occasion, due_birthdays: DueBirthdays, 
         query = query.where(care_directory.c.tier.in_(segment["tiers"]))
     if segment["locales"]:
         query = query.where(care_directory.c.locale.in_(segment["locales"]))
-    if run_id is not None:
+    if run_id is not None and _any_claimed(engine, occasion):
         query = query.where(~exists(_claimed_elsewhere(occasion, run_id)
                                     .where(care_messages.c.customer_id == care_directory.c.customer_id)))
     if occasion.definition["kind"] == "holiday":
@@ -149,7 +153,8 @@ def recipients(engine: Engine, occasion: Occasion, due_birthdays: DueBirthdays, 
             # The customers service finds the next page while this one is looked up here.
             following = eventlet.spawn(due_birthdays, occasion.on_date, page["next"]) if page["next"] else None
             with engine.connect() as connection:
-                rows = connection.execute(query.where(care_directory.c.customer_id.in_(page["customer_ids"]))
+                rows = connection.execute(query.where(among(care_directory.c.customer_id, page["customer_ids"],
+                                                             engine.dialect.name))
                                           .order_by(care_directory.c.customer_id)).all()
             found = [recipient for recipient in map(_recipient, rows) if domain.in_segment(segment, recipient)]
             for start in range(0, len(found), batch_size):
@@ -160,6 +165,14 @@ def recipients(engine: Engine, occasion: Occasion, due_birthdays: DueBirthdays, 
     finally:
         if following is not None:
             following.kill()  # the run stopped or failed: the page ahead is not needed
+
+
+def _any_claimed(engine: Engine, occasion: Occasion) -> bool:
+    """Whether any run has claimed a message of the occasion (a probe of ``ix_care_messages_occasion``)."""
+    with engine.connect() as connection:
+        return connection.execute(select(care_messages.c.message_key).where(
+            care_messages.c.campaign_id == occasion.campaign.campaign_id,
+            care_messages.c.occurrence == occasion.occurrence).limit(1)).first() is not None
 
 
 def _none_left(engine: Engine, query) -> bool:

@@ -23,6 +23,7 @@ from services.customers.projection import directory, tags
 from shared.birthdays import Celebrated
 from shared.crypto import KeyRing, SubjectKey
 from shared.eventstore.store import EventStore
+from shared.sql_lists import among
 
 
 def customer_view(keys: KeyRing, customer: Customer, masked: bool) -> dict[str, Any]:
@@ -58,7 +59,7 @@ def contacts(engine: Engine, customer_ids: list[str], purpose: str) -> tuple[lis
     """
     with engine.connect() as connection:  # one fetch: row by row costs most of a batch
         rows = {row.customer_id: row for row in connection.execute(
-            select(directory).where(directory.c.customer_id.in_(customer_ids))).all()}
+            select(directory).where(among(directory.c.customer_id, customer_ids, engine.dialect.name))).all()}
     found, refused = [], []
     for customer_id in customer_ids:
         row = rows.get(customer_id)
