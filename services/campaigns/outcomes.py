@@ -43,8 +43,8 @@ def skipped(run_id: str, campaign_id: str, skips: Sequence[tuple[str, str]]) -> 
 def delivered(run_id: str, campaign_id: str, channel: str, results: Mapping[str, Outcome]) -> list[NewEvent]:
     """``CareMessageSent`` and ``CareMessageFailed`` for the channel's outcome of each key."""
     common = {"run_id": run_id, "campaign_id": campaign_id, "channel": channel}
-    sent = [{**_message(key), "attempts": outcome.attempts} for key, outcome in results.items() if outcome.sent]
-    failed = [{**_message(key), "attempts": outcome.attempts, "reason": outcome.reason}
+    sent = [_message(key, attempts=outcome.attempts) for key, outcome in results.items() if outcome.sent]
+    failed = [_message(key, attempts=outcome.attempts, reason=outcome.reason)
               for key, outcome in results.items() if not outcome.sent]
     return _batches("CareMessageSent", common, sent) + _batches("CareMessageFailed", common, failed)
 
@@ -63,9 +63,9 @@ def tally(counts: dict[str, Any], event_type: str, data: Mapping[str, Any]) -> N
             counts["skipped"][message["reason"]] = counts["skipped"].get(message["reason"], 0) + 1
 
 
-def _message(key: str) -> dict[str, str]:
+def _message(key: str, **more: Any) -> dict[str, Any]:
     _campaign_id, customer_id, occurrence = key.split("|")  # domain.message_key
-    return {"customer_id": customer_id, "message_key": key, "occurrence": occurrence}
+    return {"customer_id": customer_id, "message_key": key, "occurrence": occurrence, **more}
 
 
 def _batches(event_type: str, common: Mapping[str, Any], messages: list[dict[str, Any]]) -> list[NewEvent]:

@@ -70,7 +70,7 @@ log = logging.getLogger(__name__)
 # Batches planned while one is written: each plan waits mostly on the customers service's reveal, so a
 # few at once keep both services busy. Batches hold distinct customers, so their plans do not overlap.
 PLANS_AHEAD = 3
-PROGRESS_SECONDS = 0.25  # batches that send nothing (a re-run) save their counts at most this often
+PROGRESS_SECONDS = 0.25  # a run saves its counts for run_status at most this often (its stream has them all)
 REFUSAL_REASONS = {"erased": "erased", "no_consent": "no_consent", "unknown": "no_contact"}
 CUT_OFF = Outcome(False, 1, "interrupted: the run stopped between sending and recording; not sent again")
 Reveal = Callable[[list[str]], dict[str, Any]]
@@ -390,7 +390,7 @@ class Run:
             skipped[reason] = skipped.get(reason, 0) + 1
         self.counts = deliveries.add_counts(self.counts, {"examined": planned.examined, "queued": len(fresh),
                                                           "sent": sent, "failed": failed, "skipped": skipped})
-        if time.monotonic() - self._saved_at >= PROGRESS_SECONDS or sent or failed:
+        if time.monotonic() - self._saved_at >= PROGRESS_SECONDS:
             deliveries.save_progress(self.engine, self.run_id, self.counts)
             self._saved_at = time.monotonic()
 
