@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Column, Index, MetaData, String, Table, Text, select, update
+from sqlalchemy import Column, Index, MetaData, String, Table, Text, func, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from shared.eventstore.engine import paramstyle
+from shared.sql_lists import among
 
 metadata = MetaData()
 
@@ -65,51 +66,36 @@ def add_counts(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
     return {**{key: total[key] + more[key] for key in ("examined", "queued", "sent", "failed")}, "skipped": skipped}
 
 
-# The statements a run makes per batch go to the driver as written: SQLAlchemy's expanding ``IN``
-# renders and names 500 parameters anew on every call, which cost more than the queries themselves.
+# A batch's claim is one multi-row insert written for the driver: through SQLAlchemy's executemany, the
+# parameters of 500 rows were processed one by one. Lookups take their keys as one parameter (``among``).
 _INSERT_CLAIMS = ("INSERT INTO care_messages (message_key, campaign_id, customer_id, occurrence, day, run_id, status, "
                   "updated_at) VALUES {rows} ON CONFLICT (message_key) DO NOTHING RETURNING message_key")
-_SELECT_CLAIMS = "SELECT message_key, run_id, status FROM care_messages WHERE message_key IN {keys}"
-_UPDATE_STATUS = "UPDATE care_messages SET status = ?, updated_at = ? WHERE message_key IN {keys}"
-_SELECT_RECENT = ("SELECT customer_id, count(*) FROM care_messages WHERE customer_id IN {keys} "
-                  "AND status != 'failed' AND day >= ? AND day <= ? GROUP BY customer_id")
-_LISTED_AT_ONCE = 500  # keys per statement: a run's batch, well inside every driver's parameter limit
-_CLAIM_WIDTH = 8
-
-
-def _statement(engine: Engine, template: str, count: int) -> str:
-    """``template`` with ``{keys}`` as ``count`` placeholders, ``{rows}`` as ``count`` claim rows."""
-    row = "(" + ", ".join("?" * _CLAIM_WIDTH) + ")"
-    return paramstyle(engine, template.format(keys="(" + ", ".join("?" * count) + ")",
-                                              rows=", ".join([row] * count)))
-
-
-def _in_chunks(keys: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(keys), _LISTED_AT_ONCE):
-        yield keys[start:start + _LISTED_AT_ONCE]
+_CLAIM_ROW = "(" + ", ".join("?" * 8) + ")"
 
 
 def claim(engine: Engine, run_id: str, rows: Sequence[dict[str, Any]], at: str) -> set[str]:
-    """Claim message keys for ``run_id``; the keys this run holds afterwards (its own earlier claims included)."""
+    """Claim message keys for ``run_id``; the keys this run holds afterwards (its own earlier claims included).
+
+    ``rows`` is a batch (at most ``batch_size``, 500): its values stay well inside every driver's parameter limit.
+    """
     if not rows:
         return set()
-    owned: set[str] = set()
+    values = tuple(value for row in rows for value in (row["message_key"], row["campaign_id"], row["customer_id"],
+                                                       row["occurrence"], row["day"], run_id, "queued", at))
+    statement = paramstyle(engine, _INSERT_CLAIMS.format(rows=", ".join([_CLAIM_ROW] * len(rows))))
     with engine.begin() as connection:
-        for chunk in _in_chunks(rows):
-            values = [value for row in chunk for value in (row["message_key"], row["campaign_id"], row["customer_id"],
-                                                           row["occurrence"], row["day"], run_id, "queued", at)]
-            inserted = {key for (key,) in connection.exec_driver_sql(
-                _statement(engine, _INSERT_CLAIMS, len(chunk)), tuple(values))}
-            # Keys already present are this run's own earlier claims or another run's.
-            present = [row["message_key"] for row in chunk if row["message_key"] not in inserted]
-            owned |= inserted | {key for key, holder, _status in _claims(connection, present) if holder == run_id}
-    return owned
+        inserted = {key for (key,) in connection.exec_driver_sql(statement, values)}
+        # Keys already present are this run's own earlier claims or another run's.
+        present = [row["message_key"] for row in rows if row["message_key"] not in inserted]
+        return inserted | {key for key, holder, _status in _claims(connection, present) if holder == run_id}
 
 
-def _claims(connection: Connection, keys: Sequence[str]) -> list[tuple[str, str, str]]:
+def _claims(connection: Connection, keys: Sequence[str]) -> list[Any]:
+    """``(message_key, run_id, status)`` of those of ``keys`` that are claimed."""
     if not keys:
         return []
-    return connection.exec_driver_sql(_statement(connection.engine, _SELECT_CLAIMS, len(keys)), tuple(keys)).all()
+    return connection.execute(select(care_messages.c.message_key, care_messages.c.run_id, care_messages.c.status)
+                              .where(among(care_messages.c.message_key, keys, connection.dialect.name))).all()
 
 
 def already_claimed(engine: Engine, keys: Iterable[str]) -> dict[str, tuple[str, str]]:
@@ -118,8 +104,7 @@ def already_claimed(engine: Engine, keys: Iterable[str]) -> dict[str, tuple[str,
     if not keys:
         return {}
     with engine.connect() as connection:
-        return {key: (run_id, status) for chunk in _in_chunks(keys)
-                for key, run_id, status in _claims(connection, chunk)}
+        return {key: (run_id, status) for key, run_id, status in _claims(connection, keys)}
 
 
 def settle(engine: Engine, outcomes: dict[str, str], at: str) -> None:
@@ -127,8 +112,9 @@ def settle(engine: Engine, outcomes: dict[str, str], at: str) -> None:
     with engine.begin() as connection:
         for status in ("sent", "failed"):
             keys = [key for key, outcome in outcomes.items() if outcome == status]
-            for chunk in _in_chunks(keys):
-                connection.exec_driver_sql(_statement(engine, _UPDATE_STATUS, len(chunk)), (status, at, *chunk))
+            if keys:
+                connection.execute(update(care_messages).values(status=status, updated_at=at)
+                                   .where(among(care_messages.c.message_key, keys, engine.dialect.name)))
 
 
 def recent_counts(engine: Engine, customer_ids: Iterable[str], on: date, days: int) -> dict[str, int]:
@@ -138,9 +124,12 @@ def recent_counts(engine: Engine, customer_ids: Iterable[str], on: date, days: i
         return {}
     since = (on - timedelta(days=days - 1)).isoformat()
     with engine.connect() as connection:
-        return {customer_id: count for chunk in _in_chunks(customer_ids)
-                for customer_id, count in connection.exec_driver_sql(
-                    _statement(engine, _SELECT_RECENT, len(chunk)), (*chunk, since, on.isoformat()))}
+        return dict(connection.execute(
+            select(care_messages.c.customer_id, func.count())
+            .where(among(care_messages.c.customer_id, customer_ids, engine.dialect.name),
+                   care_messages.c.status != "failed", care_messages.c.day >= since,
+                   care_messages.c.day <= on.isoformat())
+            .group_by(care_messages.c.customer_id)).all())
 
 
 def claimed_by(engine: Engine, run_id: str) -> dict[str, str]:
